@@ -1,0 +1,7 @@
+"""rps_infer: convert models to ONNX, prove parity, serve and benchmark them.
+
+Importing the package is cheap: torch and tensorflow are imported only by the
+modules that need them, when they are first used.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,144 @@
+"""The backend contract: one small interface every runtime implements.
+
+Public methods (:meth:`Backend.activate`, :meth:`Backend.infer`, ...) do the checks
+once; subclasses implement only the ``_*_impl`` hooks. Constructors store paths and
+options; the heavy work (importing a framework, loading a model) happens in
+:meth:`Backend.activate`, which :meth:`Backend.infer` calls on first use.
+
+Backends never time themselves: timing belongs to the harness.
+
+Input dtypes are never cast silently: a float64 array given to a float32 model is
+an :class:`InputMismatchError` naming the input and both dtypes. Callers cast
+explicitly (``x.astype(np.float32)``), so a benchmark never times a hidden copy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rps_infer.errors import InputMismatchError
+
+Feeds = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, numpy dtype name and shape of a tensor; ``None`` marks a dynamic dim."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+
+    def describe(self) -> str:
+        """E.g. ``input: float32[batch, 81]``."""
+        dims = ", ".join("batch" if d is None and i == 0 else "?" if d is None else str(d)
+                         for i, d in enumerate(self.shape))
+        return f"{self.name}: {self.dtype}[{dims}]"
+
+
+class Backend(ABC):
+    """A model loaded into one runtime on one device.
+
+    ``name`` is the backend's short name (``onnxrt``, ``pyt``, ``tf``, ``numpy``).
+    Use as a context manager or call :meth:`deactivate` to free the runtime's resources.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self._active = False
+        self._inputs: tuple[TensorSpec, ...] = ()
+        self._outputs: tuple[str, ...] = ()
+
+    # -- public API: checks live here, once --------------------------------------------
+    def activate(self) -> Backend:
+        """Load the model into the runtime (idempotent). Returns self."""
+        if not self._active:
+            self._inputs, self._outputs = self._activate_impl()
+            self._active = True
+        return self
+
+    def deactivate(self) -> None:
+        """Release the runtime's resources; the backend may be activated again."""
+        if self._active:
+            self._deactivate_impl()
+            self._active = False
+
+    def __enter__(self) -> Backend:
+        return self.activate()
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()
+
+    @property
+    def input_specs(self) -> tuple[TensorSpec, ...]:
+        """The model's inputs, in order."""
+        return self.activate()._inputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The model's outputs, in order."""
+        return self.activate()._outputs
+
+    def infer(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        """Run the model on ``feeds`` (name -> array) and return name -> numpy array."""
+        if not self._active:
+            self.activate()
+        self.check_feeds(feeds)
+        return self._infer_impl(feeds)
+
+    def check_feeds(self, feeds: Feeds) -> None:
+        """Raise :class:`InputMismatchError` unless ``feeds`` match the input specs exactly."""
+        specs = self._inputs
+        if len(feeds) != len(specs) or any(s.name not in feeds for s in specs):
+            raise InputMismatchError(
+                f"expected inputs {[s.name for s in specs]}, got {sorted(feeds)}"
+            )
+        for spec in specs:
+            array = feeds[spec.name]
+            if not isinstance(array, np.ndarray) or array.dtype.name != spec.dtype:
+                got = array.dtype.name if isinstance(array, np.ndarray) else type(array).__name__
+                raise InputMismatchError(
+                    f"input {spec.name!r}: expected {spec.dtype}, got {got} (cast explicitly)"
+                )
+            shape = array.shape
+            if len(shape) != len(spec.shape) or any(
+                want is not None and want != got for want, got in zip(spec.shape, shape, strict=True)
+            ):
+                raise InputMismatchError(
+                    f"input {spec.name!r}: expected shape {_shape_text(spec.shape)}, got {list(shape)}"
+                )
+
+    def describe(self) -> dict[str, Any]:
+        """Framework, version, device, active providers, threads and the I/O specs."""
+        info = {"backend": self.name, "device": self.device, **self._describe_impl()}
+        if self._active:
+            info["inputs"] = [s.describe() for s in self._inputs]
+            info["outputs"] = list(self._outputs)
+        return info
+
+    # -- what a backend implements -----------------------------------------------------
+    @abstractmethod
+    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[str, ...]]:
+        """Load the model; return its input specs and output names."""
+
+    @abstractmethod
+    def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        """Run validated feeds; GPU backends synchronise before returning."""
+
+    def _deactivate_impl(self) -> None:
+        """Free resources (default: nothing to do)."""
+
+    @abstractmethod
+    def _describe_impl(self) -> dict[str, Any]:
+        """Framework name and version, providers, threads."""
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("N" if d is None else str(d) for d in shape) + "]"

@@ -1,0 +1,79 @@
+"""PyTorch eager backend (optionally ``torch.compile``), cpu or cuda, under inference_mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rps_infer.backends.base import Backend, Feeds, TensorSpec
+from rps_infer.errors import ProviderUnavailableError
+
+DEVICES = ("cpu", "cuda")
+
+
+class TorchBackend(Backend):
+    """A ``torch.nn.Module`` (or an rps_infer ``.pt`` file) run eagerly.
+
+    Args:
+        source: a ``.pt`` file written by rps_infer, or a module; its input is named
+            ``input`` with the module's ``in_features`` and its output ``output``.
+        device: ``cpu`` or ``cuda``.
+        threads: ``torch.set_num_threads`` for this process (``None`` leaves it).
+        compile: wrap the module in ``torch.compile``.
+    """
+
+    name = "pyt"
+
+    def __init__(self, source: Any, device: str = "cpu", *, threads: int | None = None,
+                 compile: bool = False) -> None:
+        if device not in DEVICES:
+            raise ProviderUnavailableError(f"unknown pyt device {device!r}; choose one of {DEVICES}")
+        super().__init__(device)
+        self.source = source
+        self.threads = threads
+        self.compile = compile
+        self.module = None
+
+    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[str, ...]]:
+        import torch
+
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ProviderUnavailableError(
+                f"pyt device 'cuda' requested but torch {torch.__version__} sees no CUDA GPU"
+            )
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        if isinstance(self.source, (str, Path)):
+            from rps_infer.convert import pt
+
+            module = pt.read_module(self.source)
+        else:
+            module = self.source
+        module = module.eval().to(self.device)
+        self._torch_device = torch.device(self.device)
+        self.module = torch.compile(module) if self.compile else module
+        features = module.hidden.in_features
+        return (TensorSpec("input", "float32", (None, features)),), ("output",)
+
+    def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(feeds["input"]).to(self._torch_device)
+            # .cpu() synchronises a CUDA device, so the call's time includes the kernel.
+            y = self.module(x).cpu().numpy()
+        return {"output": y}
+
+    def _deactivate_impl(self) -> None:
+        self.module = None
+
+    def _describe_impl(self) -> dict[str, Any]:
+        import torch
+
+        info = {"framework": "torch", "version": torch.__version__, "threads": torch.get_num_threads(),
+                "compile": self.compile}
+        if self.device == "cuda" and torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+        return info

@@ -1,0 +1,38 @@
+"""The numpy float64 reference backend for the RPS MLPs: the function a Go JSON file defines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rps_infer.backends.base import Backend, Feeds, TensorSpec
+from rps_infer.nets import mlp
+
+
+class NumpyReferenceBackend(Backend):
+    """Exact (float64) forward of :class:`~rps_infer.nets.mlp.MLPWeights`.
+
+    It takes the same float32 input as every other backend and returns float64.
+    :meth:`output_allowance` gives the float32 rounding-error bound that the
+    comparator adds to its tolerance when a float32 candidate is judged against it.
+    """
+
+    name = "numpy"
+
+    def __init__(self, weights: mlp.MLPWeights, device: str = "cpu") -> None:
+        super().__init__(device)
+        self.weights = weights
+
+    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[str, ...]]:
+        return (TensorSpec("input", "float32", (None, self.weights.input_size)),), ("output",)
+
+    def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        return {"output": mlp.forward(self.weights, feeds["input"])}
+
+    def output_allowance(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        """Per-element float32 error bound of the outputs for these feeds."""
+        return {"output": mlp.float32_output_allowance(self.weights, feeds["input"])}
+
+    def _describe_impl(self) -> dict[str, Any]:
+        return {"framework": "numpy", "version": np.__version__, "precision": "float64"}

@@ -1,0 +1,233 @@
+"""The ``rps-infer`` command line.
+
+Exit codes: 0 success; 1 models disagree (``verify``, or a conversion refused for
+a parity failure); 2 unusable input (bad file, unknown option value, missing
+provider). Errors print one line; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from rps_infer import __version__
+from rps_infer.errors import ParityError, RpsInferError
+
+EXIT_OK, EXIT_MISMATCH, EXIT_UNUSABLE = 0, 1, 2
+SHARED_MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "neural_rps"
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also documents every command in ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="rps-infer",
+        description="Convert models between Go JSON, PyTorch, Keras and ONNX; prove they compute "
+        "the same function; inspect them.",
+    )
+    parser.add_argument("--version", action="version", version=f"rps_infer {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("convert", help="convert a model, proving parity before writing",
+                       description="Convert SRC (Go JSON, .pt or .keras) to another format. The new "
+                       "file is compared with SRC at batch sizes 1, 3, 64 and written only if it agrees.")
+    p.add_argument("source", metavar="SRC")
+    p.add_argument("--to", required=True, choices=["onnx", "torch", "keras", "gojson"])
+    p.add_argument("--out", type=Path, help="output path (default: SRC with the target's suffix)")
+    p.add_argument("--exporter", choices=["dynamo", "legacy"], default="dynamo",
+                   help="PyTorch ONNX exporter (default: dynamo)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: 18 from PyTorch, 17 from Keras)")
+    p.add_argument("--kind", choices=["policy", "value"], help="override the kind detected from a Go JSON file")
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=(1, 3, 64), metavar="1,3,64")
+
+    p = sub.add_parser("verify", help="prove two model files compute the same function",
+                       description="Run REFERENCE and CANDIDATE (Go JSON, .pt, .keras, .onnx) on the same "
+                       "realistic positions and compare. Exit 0 when they agree, 1 when they don't, "
+                       "2 for unusable input.")
+    p.add_argument("reference", metavar="REFERENCE")
+    p.add_argument("candidate", metavar="CANDIDATE")
+    p.add_argument("--tolerance", default="fp32", help="tolerance preset (fp32, tf32, fp16, bf16, int8)")
+    p.add_argument("--atol", type=float, help="override the preset's absolute tolerance")
+    p.add_argument("--rtol", type=float, help="override the preset's relative tolerance")
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=(1, 3, 64), metavar="1,3,64")
+    p.add_argument("--kind", choices=["policy", "value"], help="override the kind of a Go JSON file")
+    p.add_argument("--seed", type=int, default=0, help="seed of the realistic positions (default 0)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+    p = sub.add_parser("info", help="show a model's format, kind, sizes, inputs and outputs")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("models", help="the model zoo (models/zoo.toml)")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    b = msub.add_parser("build", help="build the zoo's artifacts into models/build/")
+    b.add_argument("names", nargs="*", metavar="NAME", help="models to build (default: all)")
+    b.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    msub.add_parser("list", help="list the zoo's models")
+
+    p = sub.add_parser("demo", help="build the zoo and print parity matrices",
+                       description="Build the bundled models and print, for them and for every Go file "
+                       "in ../shared/neural_rps, the max abs error between every pair of numpy / "
+                       "PyTorch / Keras / ONNX-from-PyTorch / ONNX-from-Keras.")
+    p.add_argument("--shared", type=Path, default=SHARED_MODELS,
+                   help=f"folder of Go-trained .model files (default: {SHARED_MODELS})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rps-infer`` console script."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ParityError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_MISMATCH
+    except (RpsInferError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"rps-infer {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """``rps-infer convert``."""
+    from rps_infer.convert import convert
+
+    result = convert(args.source, args.to, args.out, exporter=args.exporter, opset=args.opset,
+                     kind=args.kind, batch_sizes=args.batch_sizes)
+    print(f"wrote {result.path} (parity proven at batch sizes "
+          f"{', '.join(map(str, result.report.results))}: max abs error {result.report.max_abs_error():.3g})")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``rps-infer verify``."""
+    from rps_infer.compare import tolerance
+    from rps_infer.models import open_model
+    from rps_infer.verify import compare_models
+
+    try:
+        tol = tolerance(args.tolerance, args.atol, args.rtol)
+    except KeyError as exc:
+        raise RpsInferError(exc.args[0]) from None
+    reference = open_model(args.reference, args.kind)
+    candidate = open_model(args.candidate, args.kind)
+    report = compare_models(reference, candidate, batch_sizes=args.batch_sizes, tol=tol, seed=args.seed)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report)
+        for line in report.failures():
+            print(f"mismatch: {line}", file=sys.stderr)
+    return EXIT_OK if report else EXIT_MISMATCH
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``rps-infer info``."""
+    from rps_infer.models import open_model
+
+    model = open_model(args.model)
+    info: dict = {"path": str(model.path), "format": model.format, "kind": model.kind}
+    if model.weights is not None:
+        w = model.weights
+        info["sizes"] = {"input": w.input_size, "hidden": w.hidden_size, "output": w.output_size}
+    with model.backend() as backend:
+        info["inputs"] = [spec.describe() for spec in backend.input_specs]
+        info["outputs"] = list(backend.output_names)
+        info["runtime"] = {k: v for k, v in backend.describe().items() if k not in ("inputs", "outputs")}
+    info["metadata"] = model.metadata
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:9} {value}")
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``rps-infer models build|list``."""
+    from rps_infer import zoo
+
+    entries = zoo.load_zoo()
+    if args.models_command == "list":
+        for e in entries.values():
+            print(f"{e.name:10} {e.family:8} {e.source.name:14} tolerance={e.tolerance} ci={e.ci} "
+                  f"built={e.is_built()}")
+        return EXIT_OK
+    selected = zoo.select(entries, args.names)
+    zoo.build(selected, force=args.force, progress=lambda msg: print(f"  {msg}"))
+    for e in selected:
+        print(f"{e.name}: {e.onnx_path}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``rps-infer demo``: build the zoo and print a parity matrix per model."""
+    from rps_infer import zoo
+
+    entries = zoo.load_zoo()
+    print("Building the model zoo (every conversion proves parity before it writes)...")
+    zoo.build(list(entries.values()), progress=lambda msg: print(f"  {msg}"))
+    all_pass = True
+    for e in entries.values():
+        all_pass &= _print_matrix(f"zoo model {e.name!r} ({e.source.name})", e.source, e.artifacts())
+    shared = sorted(args.shared.glob("*.model")) if args.shared.is_dir() else []
+    if not shared:
+        print(f"\n(skipping the Go-trained models: no .model files in {args.shared})")
+    with tempfile.TemporaryDirectory(prefix="rps-demo-") as tmp:
+        for path in shared:
+            out = Path(tmp) / path.stem
+            artifacts = {"onnx": out / "model.onnx", "pt": out / "model.pt",
+                         "keras": out / "model.keras", "keras_onnx": out / "keras.onnx"}
+            zoo.build_mlp_artifacts(path, artifacts)
+            all_pass &= _print_matrix(f"Go-trained {path.name}", path, artifacts)
+    print("\nmax abs error between every pair on realistic positions at batch 1, 3, 64; "
+          "FAIL marks a pair outside the fp32 tolerance plus the float32 rounding bound")
+    return EXIT_OK if all_pass else EXIT_MISMATCH
+
+
+def _print_matrix(title: str, source: Path, artifacts: dict[str, Path]) -> bool:
+    from rps_infer.models import open_model
+    from rps_infer.verify import format_matrix, parity_matrix
+
+    src = open_model(source)
+    w = src.weights
+    runners = {
+        "numpy-fp64": src.backend("numpy"),
+        "PyTorch": open_model(artifacts["pt"]).backend(),
+        "Keras": open_model(artifacts["keras"]).backend(),
+        "ONNX(pt)": open_model(artifacts["onnx"]).backend(),
+        "ONNX(keras)": open_model(artifacts["keras_onnx"]).backend(),
+    }
+    pairs = parity_matrix(runners, w)
+    print(f"\n{title}: {w.kind} {w.input_size}-{w.hidden_size}-{w.output_size}")
+    print(format_matrix(list(runners), pairs))
+    for r in runners.values():
+        r.deactivate()
+    return all(pairs.values())
+
+
+COMMANDS = {"convert": cmd_convert, "verify": cmd_verify, "info": cmd_info,
+            "models": cmd_models, "demo": cmd_demo}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

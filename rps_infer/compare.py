@@ -1,0 +1,241 @@
+"""THE comparator: the one place in the project that decides whether two sets of
+outputs agree. Nothing else calls ``allclose``.
+
+Pass rule, elementwise: ``|a - b| <= atol + rtol * |b| + allowance`` where ``b`` is the
+reference, ``a`` the candidate, and ``allowance`` an optional per-element extra that
+a reference may supply (the float32 rounding-error bound of the MLPs, see
+:func:`rps_infer.nets.mlp.float32_output_allowance`). Structure is checked first
+(output names, then shapes) and every problem is collected before a verdict.
+
+A :class:`ComparisonResult` is truthy when it passes, serialises to JSON and
+prints a readable report including the smallest atol / rtol that would have passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A named tolerance preset.
+
+    ``top_move`` requires the candidate's argmax to equal the reference's on every
+    *decisive* row of a multi-column output: a row whose top two reference values are
+    further apart than the row's tolerance allows them to move (ties may flip).
+    """
+
+    name: str
+    atol: float
+    rtol: float
+    top_move: bool = True
+
+
+PRESETS: dict[str, Tolerance] = {
+    "fp32": Tolerance("fp32", atol=1e-5, rtol=1e-4),
+    "tf32": Tolerance("tf32", atol=1e-3, rtol=1e-3),
+    "fp16": Tolerance("fp16", atol=1e-3, rtol=1e-2),
+    "bf16": Tolerance("bf16", atol=1e-2, rtol=5e-2),
+    "int8": Tolerance("int8", atol=2e-2, rtol=5e-2, top_move=False),
+}
+
+
+def tolerance(spec: str | Tolerance, atol: float | None = None, rtol: float | None = None) -> Tolerance:
+    """A preset by name (or a given Tolerance), with atol / rtol overridden when given."""
+    if isinstance(spec, str):
+        if spec not in PRESETS:
+            raise KeyError(f"unknown tolerance preset {spec!r}; known: {', '.join(PRESETS)}")
+        spec = PRESETS[spec]
+    if atol is None and rtol is None:
+        return spec
+    return Tolerance(
+        f"{spec.name}(custom)",
+        spec.atol if atol is None else atol,
+        spec.rtol if rtol is None else rtol,
+        spec.top_move,
+    )
+
+
+@dataclass
+class OutputReport:
+    """Error statistics of one output; ``passed`` applies the tolerance rule."""
+
+    name: str
+    shape: list[int]
+    max_abs: float
+    max_rel: float
+    mean_abs: float
+    p99_abs: float
+    required_atol: float  # smallest atol that passes with this rtol and allowance
+    required_rtol: float  # smallest rtol that passes with this atol and allowance
+    max_allowance: float
+    failing: int  # elements outside the tolerance
+    worst_index: list[int]
+    top_move_agreement: float | None = None  # fraction of all rows
+    decisive_disagreements: int = 0
+    passed: bool = True
+
+
+@dataclass
+class ComparisonResult:
+    """Every output's report plus structural problems; truthy when everything passed."""
+
+    tolerance: Tolerance
+    outputs: list[OutputReport] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    reference: str = "reference"
+    candidate: str = "candidate"
+
+    @property
+    def passed(self) -> bool:
+        """No structural problem and every output within tolerance."""
+        return not self.problems and all(o.passed for o in self.outputs)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of the whole result."""
+        return {
+            "passed": self.passed,
+            "reference": self.reference,
+            "candidate": self.candidate,
+            "tolerance": asdict(self.tolerance),
+            "problems": list(self.problems),
+            "outputs": [asdict(o) for o in self.outputs],
+        }
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    def failures(self) -> list[str]:
+        """One line per structural problem and per failing output."""
+        lines = list(self.problems)
+        for o in self.outputs:
+            if not o.passed:
+                why = f"{o.failing} element(s) outside tolerance" if o.failing else ""
+                if o.decisive_disagreements:
+                    why += f"{'; ' if why else ''}top move differs on {o.decisive_disagreements} decisive row(s)"
+                lines.append(
+                    f"output {o.name!r}: max abs error {o.max_abs:.3g} at {o.worst_index} "
+                    f"(max rel {o.max_rel:.3g}): {why}"
+                )
+        return lines
+
+    def header(self, passed: bool | None = None) -> str:
+        """The verdict line (``passed`` overrides the verdict shown, e.g. for several batches)."""
+        t = self.tolerance
+        passed = self.passed if passed is None else passed
+        extra = ", plus the reference allowance" if any(o.max_allowance for o in self.outputs) else ""
+        return (f"{'PASS' if passed else 'FAIL'}: {self.candidate} vs {self.reference} "
+                f"(tolerance {t.name}: atol {t.atol:g}, rtol {t.rtol:g}{extra})")
+
+    def body_lines(self) -> list[str]:
+        """Structural problems, then two lines per output: errors and the minimum tolerance."""
+        t = self.tolerance
+        lines = [f"  problem: {p}" for p in self.problems]
+        for o in self.outputs:
+            top = "" if o.top_move_agreement is None else f", top move agrees {o.top_move_agreement:.1%}"
+            lines.append(
+                f"  {'ok  ' if o.passed else 'FAIL'} {o.name!r} {o.shape}: max abs {o.max_abs:.3g}, "
+                f"max rel {o.max_rel:.3g}, mean abs {o.mean_abs:.3g}, p99 abs {o.p99_abs:.3g}{top}"
+            )
+            lines.append(
+                f"       minimum required tolerance: atol {o.required_atol:.3g} (at rtol {t.rtol:g}) "
+                f"or rtol {o.required_rtol:.3g} (at atol {t.atol:g}); "
+                f"largest allowance {o.max_allowance:.3g}; {o.failing} failing"
+            )
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join([self.header(), *self.body_lines()])
+
+
+def compare(
+    reference: Mapping[str, np.ndarray],
+    candidate: Mapping[str, np.ndarray],
+    tol: str | Tolerance = "fp32",
+    allowance: Mapping[str, np.ndarray] | None = None,
+    reference_label: str = "reference",
+    candidate_label: str = "candidate",
+) -> ComparisonResult:
+    """Compare ``candidate`` outputs with ``reference`` outputs: names, shapes, then values."""
+    result = ComparisonResult(tolerance(tol), reference=reference_label, candidate=candidate_label)
+    missing = [n for n in reference if n not in candidate]
+    extra = [n for n in candidate if n not in reference]
+    if missing:
+        result.problems.append(f"{candidate_label} lacks output(s) {missing}; it has {list(candidate)}")
+    if extra:
+        result.problems.append(f"{candidate_label} has unexpected output(s) {extra}")
+    for name in reference:
+        if name not in candidate:
+            continue
+        ref = np.asarray(reference[name])
+        cand = np.asarray(candidate[name])
+        if ref.shape != cand.shape:
+            result.problems.append(
+                f"output {name!r}: shape {list(cand.shape)} in {candidate_label}, "
+                f"{list(ref.shape)} in {reference_label}"
+            )
+            continue
+        extra_tol = None if allowance is None else allowance.get(name)
+        result.outputs.append(_compare_output(name, ref, cand, result.tolerance, extra_tol))
+    return result
+
+
+def _compare_output(
+    name: str, ref: np.ndarray, cand: np.ndarray, tol: Tolerance, allowance: np.ndarray | None
+) -> OutputReport:
+    b = ref.astype(np.float64)
+    a = cand.astype(np.float64)
+    extra = np.zeros_like(b) if allowance is None else np.broadcast_to(np.asarray(allowance, np.float64), b.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(a - b)
+        # NaN where either side is NaN, except where both are the same non-finite value.
+        same_nonfinite = ~np.isfinite(b) & (np.isnan(a) & np.isnan(b) | (a == b))
+        diff = np.where(same_nonfinite, 0.0, np.where(np.isnan(diff), np.inf, diff))
+        abs_b = np.abs(np.where(np.isfinite(b), b, 0.0))
+        rel = diff / np.maximum(abs_b, np.finfo(np.float64).tiny)
+        bound = tol.atol + tol.rtol * abs_b + extra
+        fails = diff > bound
+    report = OutputReport(
+        name=name,
+        shape=list(ref.shape),
+        max_abs=_max(diff),
+        max_rel=_max(np.where(diff == 0, 0.0, rel)),
+        mean_abs=float(diff.mean()) if diff.size else 0.0,
+        p99_abs=float(np.percentile(diff, 99)) if diff.size else 0.0,
+        required_atol=_max(np.maximum(diff - tol.rtol * abs_b - extra, 0.0)),
+        required_rtol=_max(np.maximum(diff - tol.atol - extra, 0.0) / np.maximum(abs_b, 1e-300)),
+        max_allowance=_max(extra),
+        failing=int(fails.sum()),
+        worst_index=[int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)] if diff.size else [],
+    )
+    if b.ndim == 2 and b.shape[1] > 1 and b.shape[0] > 0:
+        _check_top_move(report, a, b, bound, tol)
+    report.passed = report.failing == 0 and report.decisive_disagreements == 0
+    return report
+
+
+def _check_top_move(report: OutputReport, a: np.ndarray, b: np.ndarray, bound: np.ndarray, tol: Tolerance) -> None:
+    rows = np.arange(b.shape[0])
+    ref_top = np.argmax(b, axis=1)
+    agree = np.argmax(a, axis=1) == ref_top
+    report.top_move_agreement = float(agree.mean())
+    if not tol.top_move:
+        return
+    order = np.argsort(b, axis=1)
+    second = order[:, -2]
+    gap = b[rows, ref_top] - b[rows, second]
+    # Decisive: the two best moves cannot swap places within the tolerance.
+    decisive = gap > bound[rows, ref_top] + bound[rows, second]
+    report.decisive_disagreements = int((decisive & ~agree).sum())
+
+
+def _max(x: np.ndarray) -> float:
+    return float(np.max(x)) if x.size else 0.0

@@ -1,0 +1,104 @@
+"""Converters between Go JSON, PyTorch (.pt), Keras (.keras) and ONNX.
+
+Every conversion writes to a temp file beside the target, proves parity of the
+new file against its source on realistic positions at batch sizes 1, 3 and 64,
+and only then renames it into place. On a parity failure no output file exists
+and the :class:`~rps_infer.errors.ParityError` carries the comparison report.
+
+One module per target format: ``pt`` (.pt), ``kerasfile`` (.keras), ``onnxfile`` (.onnx).
+Conversions into ONNX use PyTorch's exporter unless the source is a Keras file,
+which goes through Keras 3's own exporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rps_infer.errors import ParityError, UnsupportedModelError
+from rps_infer.models import FORMAT_LABELS, ModelFile, open_model
+from rps_infer.nets.mlp import Kind
+from rps_infer.util import atomic_write
+from rps_infer.verify import DEFAULT_BATCH_SIZES, ParityReport, compare_models
+
+TARGETS = {"onnx": ".onnx", "torch": ".pt", "keras": ".keras", "gojson": ".json"}
+
+
+@dataclass
+class Conversion:
+    """What :func:`convert` wrote and the parity report that allowed it."""
+
+    path: Path
+    report: ParityReport
+
+
+def convert(
+    source: str | Path | ModelFile,
+    to: str,
+    out: str | Path | None = None,
+    *,
+    exporter: str = "dynamo",
+    opset: int | None = None,
+    kind: Kind | None = None,
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    tol: str = "fp32",
+) -> Conversion:
+    """Convert ``source`` to format ``to`` (onnx, torch, keras, gojson) at ``out``.
+
+    ``out`` defaults to the source path with the target's suffix. ``exporter`` and
+    ``opset`` apply to PyTorch -> ONNX (``dynamo`` or ``legacy``) and ``opset`` to
+    Keras -> ONNX. Raises :class:`ParityError` (nothing written) when the result
+    does not compute the same function.
+    """
+    src = source if isinstance(source, ModelFile) else open_model(source, kind)
+    if to not in TARGETS:
+        raise UnsupportedModelError(f"unknown target {to!r}; choose one of {', '.join(TARGETS)}")
+    if src.weights is None:
+        raise UnsupportedModelError(f"{src.label}: only Go JSON, .pt and .keras MLPs can be converted")
+    out = Path(out) if out is not None else src.path.with_suffix(TARGETS[to])
+    if out.suffix != TARGETS[to]:
+        raise UnsupportedModelError(f"output {out} must end in {TARGETS[to]} for --to {to}")
+    if out.resolve() == src.path.resolve():
+        raise UnsupportedModelError(f"output {out} would overwrite its source")
+
+    report: ParityReport | None = None
+
+    def write_and_prove(tmp: Path) -> None:
+        nonlocal report
+        _write(src, to, tmp, exporter, opset)
+        candidate = open_model(tmp, src.kind)
+        report = compare_models(src, candidate, batch_sizes=batch_sizes, tol=tol,
+                                candidate_label=f"{FORMAT_LABELS[candidate.format]} {out.name}")
+        if not report:
+            raise ParityError(f"refusing to write {out}: it does not match {src.label}", report)
+
+    atomic_write(out, write_and_prove)
+    return Conversion(out, report)
+
+
+def _write(src: ModelFile, to: str, path: Path, exporter: str, opset: int | None) -> None:
+    weights = src.weights
+    meta = {"kind": weights.kind, "source": src.path.name}
+    if to == "torch":
+        from rps_infer.convert import pt
+
+        pt.write(weights, path)
+    elif to == "keras":
+        from rps_infer.convert import kerasfile
+
+        kerasfile.write(weights, path)
+    elif to == "gojson":
+        from rps_infer.formats import gojson
+
+        gojson.write(weights, path)
+    elif src.format == "keras":
+        from rps_infer.convert import kerasfile, onnxfile
+
+        onnxfile.export_keras(kerasfile.read_model(src.path), path, opset=opset, metadata=meta)
+    else:
+        from rps_infer.convert import onnxfile, pt
+        from rps_infer.nets import torch_mlp
+
+        module = pt.read_module(src.path) if src.format == "torch" else torch_mlp.build(weights)
+        onnxfile.export_torch(module, path, exporter=exporter, opset=opset, metadata=meta)

@@ -1,0 +1,118 @@
+"""Writing ONNX files from PyTorch (dynamo or legacy TorchScript exporter) and from Keras 3.
+
+Every ONNX file of a model gets the same interface: input ``input``, output
+``output``, batch dimension ``batch``, and rps_infer metadata (kind, exporter).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import onnx
+
+from rps_infer.errors import ModelFormatError, UnsupportedModelError
+
+EXPORTERS = ("dynamo", "legacy")
+DEFAULT_OPSET = 18
+KERAS_DEFAULT_OPSET = 17
+METADATA_PREFIX = "rps_infer."
+
+
+def export_torch(module, path: str | Path, *, exporter: str = "dynamo", opset: int | None = None,
+                 metadata: dict[str, str] | None = None) -> None:
+    """Export a module with one ``[batch, features]`` input to a single self-contained file."""
+    import torch
+
+    if exporter not in EXPORTERS:
+        raise UnsupportedModelError(f"unknown exporter {exporter!r}; choose one of {EXPORTERS}")
+    opset = opset or DEFAULT_OPSET
+    example = (torch.zeros(2, module.hidden.in_features),)
+    common = {"input_names": ["input"], "output_names": ["output"], "opset_version": opset}
+    # The exporters print progress to stdout; keep the CLI's output clean.
+    with contextlib.redirect_stdout(io.StringIO()), torch.inference_mode(False):
+        if exporter == "dynamo":
+            batch = torch.export.Dim("batch", min=1)
+            torch.onnx.export(module, example, str(path), dynamo=True, external_data=False,
+                              dynamic_shapes=({0: batch},), verbose=False, **common)
+        else:
+            torch.onnx.export(module, example, str(path), dynamo=False,
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, **common)
+    sidecar = Path(f"{path}.data")
+    if sidecar.exists():  # a large model would need external data; ours must be one file
+        sidecar.unlink()
+        raise UnsupportedModelError(f"the {exporter} exporter wrote external data beside {path}")
+    finish(path, {"exporter": f"torch-{exporter}", **(metadata or {})})
+
+
+def export_keras(model, path: str | Path, *, opset: int | None = None,
+                 metadata: dict[str, str] | None = None) -> None:
+    """Export a Keras model with Keras 3's own ONNX exporter, then fix its names."""
+    import numpy as np
+
+    # Keras refuses to export a model that has never been called (e.g. one just loaded).
+    (spec,) = model.inputs
+    model(np.zeros((1, *spec.shape[1:]), dtype="float32"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        model.export(str(path), format="onnx", verbose=False, opset_version=opset or KERAS_DEFAULT_OPSET)
+    finish(path, {"exporter": "keras", **(metadata or {})})
+
+
+def finish(path: str | Path, metadata: dict[str, str]) -> None:
+    """Rename the single input/output to ``input``/``output``, name the batch dim, add metadata."""
+    model = onnx.load(str(path))
+    normalise_interface(model)
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({METADATA_PREFIX + k: str(v) for k, v in metadata.items()})
+    del model.metadata_props[:]
+    for key, value in sorted(props.items()):
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def normalise_interface(model: onnx.ModelProto) -> None:
+    """Rename a one-input, one-output graph to ``input`` -> ``output`` with dim 0 ``batch``.
+
+    Keras names its output ``Identity:0`` and its batch dimension ``unk__N``.
+    """
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise UnsupportedModelError(
+            f"expected one input and one output, got {[i.name for i in inputs]} -> "
+            f"{[o.name for o in graph.output]}"
+        )
+    for value, new in ((inputs[0], "input"), (graph.output[0], "output")):
+        _rename_value(graph, value.name, new)
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = "batch"
+
+
+def _rename_value(graph: onnx.GraphProto, old: str, new: str) -> None:
+    if old == new:
+        return
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        if value.name == old:
+            value.name = new
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``rps_infer.*`` metadata of an ONNX file (without the prefix); checks the file loads."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(path, "<file>", "an existing .onnx file", "no such file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ModelFormatError(path, "<file>", "an ONNX model (protobuf)", str(exc)[:200]) from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelFormatError(path, "graph", "a graph with outputs", "an empty graph")
+    return {p.key[len(METADATA_PREFIX):]: p.value for p in model.metadata_props
+            if p.key.startswith(METADATA_PREFIX)}

@@ -1,0 +1,48 @@
+"""The project's named exceptions.
+
+Every error a user can cause derives from :class:`RpsInferError`, so the CLI can
+print one line for it and the gRPC layer can map it to a status code in one place.
+"""
+
+from __future__ import annotations
+
+
+class RpsInferError(Exception):
+    """Base class of every error rps_infer raises on purpose."""
+
+
+class ModelFormatError(RpsInferError):
+    """A model file is unreadable or malformed.
+
+    The message names the file, the field, what was expected and what was found.
+    """
+
+    def __init__(self, path: object, field: str, expected: str, found: str) -> None:
+        self.path = str(path)
+        self.field = field
+        self.expected = expected
+        self.found = found
+        super().__init__(f"{self.path}: field {field!r}: expected {expected}, found {found}")
+
+
+class InputMismatchError(RpsInferError):
+    """Inputs given to a model do not match its input specs (name, dtype or shape)."""
+
+
+class ParityError(RpsInferError):
+    """A converted model does not compute the same function as its source.
+
+    ``result`` holds the full comparison report.
+    """
+
+    def __init__(self, message: str, result: object) -> None:
+        self.result = result
+        super().__init__(f"{message}\n{result}")
+
+
+class ProviderUnavailableError(RpsInferError):
+    """The requested device or execution provider cannot be used on this machine."""
+
+
+class UnsupportedModelError(RpsInferError):
+    """The model or the requested conversion is not supported."""

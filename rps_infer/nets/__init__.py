@@ -1,0 +1,1 @@
+"""The same networks in numpy (float64 reference), PyTorch and Keras."""

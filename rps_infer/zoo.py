@@ -1,0 +1,154 @@
+"""The model zoo: ``models/zoo.toml`` and building its artifacts into ``models/build/``.
+
+Everything that iterates over models (the benchmark suite, the parity tests, the
+demo, serving) reads the manifest through :func:`load_zoo`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rps_infer.compare import PRESETS
+from rps_infer.errors import ModelFormatError, RpsInferError
+from rps_infer.verify import INPUT_GENERATORS, ParityReport
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FAMILIES = ("rps-mlp",)
+REFERENCES = ("numpy-fp64",)
+REQUIRED_KEYS = ("family", "source", "reference", "tolerance", "backends", "batch_sizes", "ci", "inputs")
+
+
+def default_zoo_path() -> Path:
+    """``$RPS_INFER_ZOO`` or ``models/zoo.toml`` in the source checkout."""
+    return Path(os.environ.get("RPS_INFER_ZOO", REPO_ROOT / "models" / "zoo.toml"))
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One ``[models.<name>]`` table; paths are resolved against the manifest's repo root."""
+
+    name: str
+    family: str
+    source: Path
+    reference: str
+    tolerance: str
+    backends: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    ci: bool
+    inputs: str
+    build_dir: Path = field(compare=False)
+
+    @property
+    def onnx_path(self) -> Path:
+        """The serving artifact ``models/build/<name>.onnx`` (exported from PyTorch)."""
+        return self.build_dir / f"{self.name}.onnx"
+
+    @property
+    def artifact_dir(self) -> Path:
+        """``models/build/<name>/``: the other artifacts."""
+        return self.build_dir / self.name
+
+    def artifacts(self) -> dict[str, Path]:
+        """Every artifact by role: onnx (serving), pt, keras, keras_onnx."""
+        return {
+            "onnx": self.onnx_path,
+            "pt": self.artifact_dir / "model.pt",
+            "keras": self.artifact_dir / "model.keras",
+            "keras_onnx": self.artifact_dir / "keras.onnx",
+        }
+
+    def is_built(self) -> bool:
+        """Every artifact exists and is newer than the source."""
+        source_time = self.source.stat().st_mtime
+        return all(p.is_file() and p.stat().st_mtime >= source_time for p in self.artifacts().values())
+
+
+def load_zoo(path: str | Path | None = None, build_dir: str | Path | None = None) -> dict[str, ZooEntry]:
+    """Read and validate the manifest; raises :class:`ModelFormatError` naming the bad key."""
+    path = Path(path) if path is not None else default_zoo_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFormatError(path, "<file>", "the zoo manifest", "no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelFormatError(path, "<file>", "valid TOML", str(exc)) from None
+    root = path.resolve().parent.parent
+    build = Path(build_dir) if build_dir is not None else root / "models" / "build"
+    tables = data.get("models")
+    if not isinstance(tables, dict) or not tables:
+        raise ModelFormatError(path, "models", "one or more [models.<name>] tables", repr(tables))
+    return {name: _entry(path, name, table, root, build) for name, table in tables.items()}
+
+
+def _entry(path: Path, name: str, table: dict, root: Path, build: Path) -> ZooEntry:
+    def need(cond: bool, key: str, expected: str) -> None:
+        if not cond:
+            raise ModelFormatError(path, f"models.{name}.{key}", expected, repr(table.get(key)))
+
+    for key in REQUIRED_KEYS:
+        need(key in table, key, "a value (required key)")
+    need(name.replace("-", "").replace("_", "").isalnum(), "<name>", "letters, digits, '-' and '_'")
+    need(table["family"] in FAMILIES, "family", f"one of {FAMILIES}")
+    need(table["reference"] in REFERENCES, "reference", f"one of {REFERENCES}")
+    need(table["tolerance"] in PRESETS, "tolerance", f"one of {tuple(PRESETS)}")
+    need(table["inputs"] in INPUT_GENERATORS, "inputs", f"one of {INPUT_GENERATORS}")
+    need(isinstance(table["ci"], bool), "ci", "true or false")
+    need(isinstance(table["backends"], list) and all(isinstance(b, str) and "-" in b for b in table["backends"]),
+         "backends", "a list like ['onnxrt-cpu', 'pyt-cpu']")
+    need(isinstance(table["batch_sizes"], list) and table["batch_sizes"]
+         and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in table["batch_sizes"]),
+         "batch_sizes", "a non-empty list of positive integers")
+    source = root / table["source"]
+    need(source.is_file(), "source", f"an existing file (looked at {source})")
+    return ZooEntry(name, table["family"], source, table["reference"], table["tolerance"],
+                    tuple(table["backends"]), tuple(table["batch_sizes"]), table["ci"],
+                    table["inputs"], build)
+
+
+def build_mlp_artifacts(source: Path, artifacts: dict[str, Path],
+                        progress: Callable[[str], None] | None = None) -> dict[str, ParityReport]:
+    """Convert a Go JSON MLP into .pt, .keras, ONNX (from PyTorch) and ONNX (from Keras).
+
+    Each conversion proves its own parity (see :mod:`rps_infer.convert`).
+    """
+    from rps_infer.convert import convert
+    from rps_infer.models import open_model
+
+    src = open_model(source)
+    steps = [("pt", src, "torch"), ("keras", src, "keras"), ("onnx", src, "onnx"),
+             ("keras_onnx", artifacts["keras"], "onnx")]
+    reports = {}
+    for role, origin, target in steps:
+        if progress:
+            progress(f"{source.name} -> {artifacts[role]}")
+        reports[role] = convert(origin, target, artifacts[role]).report
+    return reports
+
+
+def build(entries: list[ZooEntry], force: bool = False,
+          progress: Callable[[str], None] | None = None) -> dict[str, dict[str, ParityReport]]:
+    """Build the entries' artifacts (skipping up-to-date ones unless ``force``)."""
+    built = {}
+    for entry in entries:
+        if not force and entry.is_built():
+            if progress:
+                progress(f"{entry.name}: up to date")
+            continue
+        if entry.family != "rps-mlp":  # pragma: no cover - guarded by load_zoo
+            raise RpsInferError(f"{entry.name}: no builder for family {entry.family!r}")
+        built[entry.name] = build_mlp_artifacts(entry.source, entry.artifacts(), progress)
+    return built
+
+
+def select(zoo: dict[str, ZooEntry], names: list[str] | None) -> list[ZooEntry]:
+    """The named entries (all when ``names`` is empty); unknown names are an error."""
+    if not names:
+        return list(zoo.values())
+    unknown = [n for n in names if n not in zoo]
+    if unknown:
+        raise RpsInferError(f"unknown model(s) {unknown}; the zoo has {sorted(zoo)}")
+    return [zoo[n] for n in names]
