@@ -88,7 +88,7 @@ def forward(weights: MLPWeights, x: np.ndarray) -> np.ndarray:
     """The float64 reference forward: probabilities [B, outputs] or values [B, 1]."""
     logits = _logits(weights, np.asarray(x, dtype=np.float64))
     if weights.kind == "value":
-        return 1.0 / (1.0 + np.exp(-logits))
+        return np.exp(-np.logaddexp(0.0, -logits))  # sigmoid without overflow for large |z|
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     return e / e.sum(axis=1, keepdims=True)
