@@ -110,7 +110,8 @@ def test_unusable_input_exits_2_with_one_line(tmp_path, capsys, setup, message):
 
 
 def test_verify_refuses_models_with_different_inputs(tmp_path, capsys):
-    a = gojson.write(random_weights(np.random.default_rng(0), "value", input_size=81, hidden_size=4), tmp_path / "a.json")
+    w81 = random_weights(np.random.default_rng(0), "value", input_size=81, hidden_size=4)
+    a = gojson.write(w81, tmp_path / "a.json")
     b = mlp_graph(random_weights(np.random.default_rng(0), "value", input_size=10, hidden_size=4), tmp_path / "b.onnx")
     assert main(["verify", str(a), str(b)]) == 2
     assert "expected shape" in capsys.readouterr().err

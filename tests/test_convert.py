@@ -123,7 +123,7 @@ def test_failed_parity_leaves_no_file_behind(tmp_path, monkeypatch, target, suff
 
 def test_conversion_refuses_bad_targets_and_sources(tmp_path):
     src = gojson.write(random_weights(np.random.default_rng(0), "value", hidden_size=4), tmp_path / "v.json")
-    with pytest.raises(UnsupportedModelError, match="must end in .onnx"):
+    with pytest.raises(UnsupportedModelError, match=r"must end in \.onnx"):
         convert(src, "onnx", tmp_path / "v.pt")
     with pytest.raises(UnsupportedModelError, match="unknown target"):
         convert(src, "tflite", tmp_path / "v.tflite")
