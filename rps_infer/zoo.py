@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rps_infer.backends.base import Backend
 from rps_infer.compare import PRESETS
 from rps_infer.errors import ModelFormatError, RpsInferError
 from rps_infer.verify import INPUT_GENERATORS, ParityReport
@@ -60,6 +61,24 @@ class ZooEntry:
             "keras": self.artifact_dir / "model.keras",
             "keras_onnx": self.artifact_dir / "keras.onnx",
         }
+
+    def backend(self, spec: str, **options) -> Backend:
+        """A backend for ``spec`` (``onnxrt-cpu``, ``pyt-cuda``, ``numpy``...) on this model's artifact.
+
+        onnxrt runs ``<name>.onnx``, pyt ``model.pt``, tf ``model.keras``, numpy the source.
+        """
+        from rps_infer.models import open_model
+
+        name, _, device = spec.partition("-")
+        artifact = {"onnxrt": "onnx", "pyt": "pt", "tf": "keras"}.get(name)
+        if name == "numpy":
+            return open_model(self.source).backend("numpy")
+        if artifact is None:
+            raise RpsInferError(f"unknown backend {spec!r}; expected onnxrt-*, pyt-*, tf-* or numpy")
+        path = self.artifacts()[artifact]
+        if not path.is_file():
+            raise RpsInferError(f"{self.name}: {path} is not built; run `rps-infer models build {self.name}`")
+        return open_model(path).backend(name, device or "cpu", **options)
 
     def is_built(self) -> bool:
         """Every artifact exists and is newer than the source."""

@@ -114,7 +114,9 @@ class OnnxRuntimeBackend(Backend):
                 f"onnxrt device {self.device!r} needs {wanted}, which this onnxruntime "
                 f"{ort.__version__} build does not have (available: {', '.join(available)})"
             )
-        providers: list[Any] = [(wanted, self.provider_options)]
+        # ORT refuses to create a session naming a provider its build lacks; with
+        # allow_fallback such a provider is left out and the session runs on the CPU.
+        providers: list[Any] = [(wanted, self.provider_options)] if wanted in available else []
         if wanted != "CPUExecutionProvider":
             providers.append("CPUExecutionProvider")
         if not self.path.is_file():

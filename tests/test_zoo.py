@@ -1,0 +1,111 @@
+"""The zoo manifest, building it, and parity of every zoo model on every backend it lists."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rps_infer import zoo
+from rps_infer.errors import ModelFormatError, ProviderUnavailableError, RpsInferError
+from rps_infer.verify import compare_backends
+
+ZOO = zoo.load_zoo()
+CASES = [(name, spec) for name, entry in ZOO.items() for spec in entry.backends]
+BATCHES = (1, 3, 64)
+
+
+def test_manifest_loads_with_the_bundled_models():
+    assert {"policy", "value"} <= set(ZOO)
+    for entry in ZOO.values():
+        assert entry.source.is_file() and entry.tolerance == "fp32" and entry.ci
+        assert entry.onnx_path.name == f"{entry.name}.onnx"
+
+
+def test_every_zoo_model_and_backend_has_a_runnable_parity_case():
+    """Registry coverage: each zoo model has parity cases, and each backend it lists is one
+    this project implements on a device that backend knows (else its case could only skip)."""
+    from rps_infer.backends import onnxrt, pyt, tf
+
+    devices = {"onnxrt": tuple(onnxrt.DEVICE_PROVIDERS), "pyt": pyt.DEVICES, "tf": tf.DEVICES}
+    assert {name for name, _ in CASES} == set(ZOO)
+    for name, spec in CASES:
+        backend, _, device = spec.partition("-")
+        assert device in devices.get(backend, ()), f"{name}: backend {spec!r} is not implemented"
+
+
+@pytest.mark.parametrize(("name", "spec"), CASES, ids=[f"{n}-{s}" for n, s in CASES])
+def test_zoo_model_parity_on_backend(built_zoo, name, spec):
+    entry = built_zoo[name]
+    try:
+        candidate = entry.backend(spec).activate()
+    except ProviderUnavailableError as exc:
+        pytest.skip(f"{spec} unavailable here: {exc}")
+    reference = entry.backend("numpy")
+    report = compare_backends(reference, candidate, batch_sizes=BATCHES, tol=entry.tolerance,
+                              weights=reference.weights, generator=entry.inputs)
+    assert report, str(report)
+
+
+def test_build_writes_every_artifact_and_skips_up_to_date(built_zoo):
+    entry = built_zoo["policy"]
+    assert entry.is_built()
+    assert all(p.is_file() for p in entry.artifacts().values())
+    messages = []
+    zoo.build([entry], progress=messages.append)
+    assert messages == ["policy: up to date"]
+
+
+def _write_zoo(tmp_path: Path, table: str) -> Path:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "fixtures").mkdir()
+    shutil.copy(ZOO["value"].source, tmp_path / "fixtures" / "value.json")
+    path = tmp_path / "models" / "zoo.toml"
+    path.write_text(table)
+    return path
+
+
+GOOD = """[models.v]
+family = "rps-mlp"
+source = "fixtures/value.json"
+reference = "numpy-fp64"
+tolerance = "fp32"
+backends = ["onnxrt-cpu"]
+batch_sizes = [1, 8]
+ci = true
+inputs = "rps-positions"
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda t: t.replace('tolerance = "fp32"\n', ""), "models.v.tolerance"),
+        (lambda t: t.replace('"fp32"', '"fp99"'), "models.v.tolerance"),
+        (lambda t: t.replace("[1, 8]", "[0]"), "models.v.batch_sizes"),
+        (lambda t: t.replace("ci = true", 'ci = "yes"'), "models.v.ci"),
+        (lambda t: t.replace("value.json", "nope.json"), "models.v.source"),
+        (lambda t: t.replace('"rps-mlp"', '"cnn"'), "models.v.family"),
+        (lambda t: t.replace('["onnxrt-cpu"]', '"onnxrt"'), "models.v.backends"),
+        (lambda t: t.replace("[models.v]", "[models.a/b]").replace("a/b", '"a/b"'), "models.a/b.<name>"),
+        (lambda t: "", "models"),
+        (lambda t: t + "[[", "<file>"),
+    ],
+    ids=["missing-key", "bad-preset", "bad-batch", "bad-ci", "missing-source", "bad-family",
+         "bad-backends", "bad-name", "empty", "bad-toml"],
+)
+def test_malformed_manifest_names_the_key(tmp_path, edit, field):
+    path = _write_zoo(tmp_path, edit(GOOD))
+    with pytest.raises(ModelFormatError) as info:
+        zoo.load_zoo(path)
+    assert info.value.field == field
+
+
+def test_select_refuses_unknown_names_and_unbuilt_artifacts(tmp_path):
+    entries = zoo.load_zoo(_write_zoo(tmp_path, GOOD))
+    assert [e.name for e in zoo.select(entries, [])] == ["v"]
+    with pytest.raises(RpsInferError, match="unknown model"):
+        zoo.select(entries, ["nope"])
+    with pytest.raises(RpsInferError, match="not built"):
+        entries["v"].backend("onnxrt-cpu")
+    with pytest.raises(RpsInferError, match="unknown backend"):
+        entries["v"].backend("jax-cpu")
