@@ -119,3 +119,15 @@ def test_a_go_json_model_runs_on_every_framework_backend(policy_files):
     x = {"input": realistic_positions(3)}
     outs = {name: model.backend(name).infer(x)["output"] for name in ("numpy", "pyt", "tf")}
     assert outs["numpy"].dtype == np.float64 and outs["pyt"].dtype == np.float32
+
+
+@pytest.mark.slow
+def test_pyt_torch_compile_keeps_parity(policy_files):
+    from rps_infer.verify import compare_backends
+
+    model = open_model(policy_files["pyt"])
+    reference = open_model(policy_files["numpy"]).backend()
+    compiled = model.backend("pyt", compile=True)
+    report = compare_backends(reference, compiled, batch_sizes=(1, 5), weights=model.weights)
+    assert report, str(report)
+    assert compiled.describe()["compile"] is True

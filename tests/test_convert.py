@@ -15,7 +15,7 @@ from rps_infer.errors import ModelFormatError, ParityError, UnsupportedModelErro
 from rps_infer.formats import gojson
 from rps_infer.models import open_model
 from rps_infer.nets.mlp import random_weights
-from rps_infer.verify import compare_backends
+from rps_infer.verify import compare_backends, make_feeds
 
 from .conftest import shared_params
 
@@ -52,7 +52,12 @@ def _convert_all_paths(tmp_path, weights):
         # Also on inputs that are not board positions.
         with open_model(src).backend() as ref, open_model(out).backend() as cand:
             uniform = compare_backends(ref, cand, weights=weights, generator="uniform", batch_sizes=(5,))
+            values = cand.infer(make_feeds(cand.input_specs, 16, seed=i))["output"]
         assert uniform, str(uniform)
+        if weights.kind == "policy":
+            assert np.abs(values.sum(axis=1) - 1).max() < 1e-5  # probabilities sum to 1
+        else:
+            assert ((values >= 0) & (values <= 1)).all()
 
 
 @pytest.mark.slow
