@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -30,8 +33,7 @@ def export_torch(module, path: str | Path, *, exporter: str = "dynamo", opset: i
     opset = opset or DEFAULT_OPSET
     example = (torch.zeros(2, module.hidden.in_features),)
     common = {"input_names": ["input"], "output_names": ["output"], "opset_version": opset}
-    # The exporters print progress to stdout; keep the CLI's output clean.
-    with contextlib.redirect_stdout(io.StringIO()), torch.inference_mode(False):
+    with quiet_exporter(), torch.inference_mode(False):
         if exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1)
             torch.onnx.export(module, example, str(path), dynamo=True, external_data=False,
@@ -54,9 +56,26 @@ def export_keras(model, path: str | Path, *, opset: int | None = None,
     # Keras refuses to export a model that has never been called (e.g. one just loaded).
     (spec,) = model.inputs
     model(np.zeros((1, *spec.shape[1:]), dtype="float32"))
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet_exporter():
         model.export(str(path), format="onnx", verbose=False, opset_version=opset or KERAS_DEFAULT_OPSET)
     finish(path, {"exporter": "keras", **(metadata or {})})
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Silence the exporters' progress prints, their own Future/DeprecationWarnings and
+    torch.onnx's log lines about optional packages (torchvision), so the CLI output
+    shows what rps_infer says. Errors still propagate."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def finish(path: str | Path, metadata: dict[str, str]) -> None:
