@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint models clean-venv
+.PHONY: demo test lint models baseline bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,12 +16,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/rps-infer demo
 
+# Unit, property and parity tests (each benchmark body runs once), then the timed
+# suite against the committed baseline with the regression gate.
 test: $(STAMP)
-	$(BIN)/ruff check rps_infer tests scripts
-	$(BIN)/python -m pytest tests
+	$(BIN)/ruff check rps_infer tests benchmarks scripts
+	$(BIN)/python -m pytest tests benchmarks --benchmark-disable
+	$(BIN)/python -m pytest benchmarks --benchmark-only --gate
+
+# Rewrite benchmarks/baselines/<runner-class>.json from 5 fresh runs (medians).
+baseline: $(STAMP)
+	$(BIN)/python -m rps_infer.bench.baseline --repetitions 5
+
+bench: $(STAMP)
+	$(BIN)/rps-infer bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check rps_infer tests scripts
+	$(BIN)/ruff check rps_infer tests benchmarks scripts
 
 models: $(STAMP)
 	$(BIN)/rps-infer models build

@@ -144,7 +144,8 @@ class OnnxRuntimeBackend(Backend):
         return inputs, tuple(self._output_list)
 
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
-        return dict(zip(self._output_list, self.session.run(self._output_list, feeds), strict=True))
+        # run() returns one array per requested name, in order (no strict zip: this is the hot path)
+        return dict(zip(self._output_list, self.session.run(self._output_list, feeds)))  # noqa: B905
 
     def _deactivate_impl(self) -> None:
         self.session = None

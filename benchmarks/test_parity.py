@@ -1,0 +1,16 @@
+"""Parity of everything the suite times, against the model's reference from the manifest,
+at batch sizes 1 and 3 (a batch the export never saw) and at the case's own batch."""
+
+from __future__ import annotations
+
+from rps_infer.verify import compare_backends
+
+
+def test_parity(request, backends, case):
+    entry = request.getfixturevalue("built_zoo")[case.model]
+    backend = backends.get(case.model, case.backend)
+    reference = entry.backend("numpy")  # the manifest's reference: numpy-fp64
+    report = compare_backends(reference, backend, batch_sizes=sorted({1, 3, case.batch}), tol=entry.tolerance,
+                              weights=reference.weights, generator=entry.inputs, seed=11,
+                              reference_label=entry.reference, candidate_label=case.id)
+    assert report, str(report)

@@ -1,0 +1,1 @@
+"""Benchmarking: timing, machine identity, the regression gate, sweeps and reports."""

@@ -1,0 +1,234 @@
+"""The latency regression gate: a pytest plugin, enabled with ``--gate``.
+
+Each benchmark's median is compared with the committed baseline of this runner
+class (``benchmarks/baselines/<runner-class>.json``). A case slower than its
+group's threshold is re-measured once; if it is still too slow the test fails, so
+the run ends with pytest's normal summary line and a non-zero exit. A case with
+no baseline is reported, not failed. A table (case, baseline, now, ratio,
+verdict) is printed at the end.
+
+Where no baseline exists for this runner class, the gate takes one of the same
+architecture and core count and scales it by the calibration ratio (a bare
+single-thread ``InferenceSession.run`` timed in both runs) and says so; where
+none fits, every case is reported, none failed.
+
+Thresholds per group (default in-process 35 %, gRPC 60 %) can be set in
+``pyproject.toml``::
+
+    [tool.rps_infer.gate]
+    thresholds = { inprocess = 0.35, grpc = 0.60 }
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from rps_infer.bench import machine
+
+# "reference" cases (e.g. Keras model.predict) put our numbers in context; they are
+# reported, never failed.
+DEFAULT_THRESHOLDS = {"inprocess": 0.35, "grpc": 0.60, "calibration": 0.35, "reference": math.inf}
+CALIBRATION_GROUP = "calibration"
+SLOWDOWN_ENV = "RPS_INFER_BENCH_SLOWDOWN"
+GATE_KEY = pytest.StashKey["Gate"]()
+
+
+@dataclass
+class Baseline:
+    """A baseline file: per case its median (seconds) and group, plus the machine it came from."""
+
+    path: Path
+    runner_class: str
+    cases: dict[str, dict]
+    machine: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> Baseline:
+        """Read a baseline written by :mod:`rps_infer.bench.baseline`."""
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(path, data["runner_class"], data["cases"], data.get("machine", {}))
+
+    def median(self, case: str) -> float | None:
+        """The case's baseline median in seconds, or None."""
+        entry = self.cases.get(case)
+        return None if entry is None else float(entry["median"])
+
+
+@dataclass
+class GateRow:
+    """One line of the gate's table."""
+
+    case: str
+    group: str
+    baseline: float | None
+    now: float
+    verdict: str
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """now / baseline."""
+        return None if not self.baseline else self.now / self.baseline
+
+
+def same_kind(runner_class: str, other: str) -> bool:
+    """Same device kind, architecture and core count: ``cpu-x86_64-2c-*``."""
+    return runner_class.split("-")[:3] == other.split("-")[:3]
+
+
+class Gate:
+    """Judges each case against its baseline; holds the rows of the final table."""
+
+    def __init__(self, runner_class: str, baseline_dir: Path, thresholds: dict[str, float],
+                 baseline_file: Path | None = None) -> None:
+        self.runner_class = runner_class
+        self.thresholds = thresholds
+        self.rows: list[GateRow] = []
+        self.baseline: Baseline | None = None
+        self.scaled = False  # baseline from another runner class of the same kind
+        self.calibration_now: dict[str, float] = {}
+        self.notice = ""
+        self._select_baseline(baseline_dir, baseline_file)
+
+    def _select_baseline(self, baseline_dir: Path, baseline_file: Path | None) -> None:
+        if baseline_file is not None:
+            self.baseline = Baseline.load(baseline_file)
+            self.notice = f"baseline {baseline_file}"
+            return
+        exact = baseline_dir / f"{self.runner_class}.json"
+        if exact.is_file():
+            self.baseline = Baseline.load(exact)
+            self.notice = f"baseline {exact.name} (this runner class)"
+            return
+        kin = sorted(p for p in baseline_dir.glob("*.json") if same_kind(self.runner_class, p.stem))
+        if kin:
+            self.baseline = Baseline.load(kin[0])
+            self.scaled = True
+            self.notice = (f"no baseline for {self.runner_class}; using {kin[0].name} scaled by the "
+                           "calibration ratio")
+        else:
+            self.notice = f"no baseline fits {self.runner_class}: cases are reported, not failed"
+
+    def threshold(self, group: str) -> float:
+        """The allowed slowdown of a group (0.35 = 35 % slower)."""
+        return self.thresholds.get(group, self.thresholds["inprocess"])
+
+    def scale(self) -> float | None:
+        """Factor from baseline times to this machine: 1 for this runner class, the geometric
+        mean of the calibration ratios for a kin baseline, None when not yet calibrated."""
+        if not self.scaled:
+            return 1.0
+        ratios = [now / base for case, now in self.calibration_now.items()
+                  if (base := self.baseline.median(case))]
+        if not ratios:
+            return None
+        return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+    def expected(self, case: str) -> float | None:
+        """The baseline median of ``case`` scaled to this machine, or None."""
+        if self.baseline is None:
+            return None
+        base, scale = self.baseline.median(case), self.scale()
+        return None if base is None or scale is None else base * scale
+
+    def judge(self, case: str, group: str, median: float, remeasure: Callable[[], float]) -> GateRow:
+        """Verdict for one case; re-measures once before calling it a regression."""
+        if group == CALIBRATION_GROUP:
+            self.calibration_now[case] = median
+        expected = self.expected(case)
+        note = f"scaled x{self.scale():.2f}" if self.scaled and expected is not None else ""
+        if expected is None:
+            row = GateRow(case, group, None, median, "no baseline", note)
+        else:
+            limit = expected * (1 + self.threshold(group))
+            if median > limit:
+                median = min(median, remeasure())
+                note = f"{note}, re-measured" if note else "re-measured"
+            if group == CALIBRATION_GROUP and self.scaled:
+                verdict = "calibration"  # it defines the scale; it cannot regress against itself
+            else:
+                verdict = "REGRESSION" if median > limit else "ok"
+            row = GateRow(case, group, expected, median, verdict, note)
+        self.rows.append(row)
+        return row
+
+    def table(self) -> list[str]:
+        """The gate's table, one row per judged case."""
+        head = f"{'case':58} {'group':11} {'baseline':>10} {'now':>10} {'ratio':>6}  verdict"
+        lines = [f"latency gate ({self.runner_class}): {self.notice}", head, "-" * len(head)]
+        for r in self.rows:
+            base = "-" if r.baseline is None else _us(r.baseline)
+            ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
+            limit = f" (limit {1 + self.threshold(r.group):.2f})" if r.verdict == "REGRESSION" else ""
+            note = f"  [{r.note}]" if r.note else ""
+            lines.append(f"{r.case[:58]:58} {r.group:11} {base:>10} {_us(r.now):>10} {ratio:>6}  "
+                         f"{r.verdict}{limit}{note}")
+        return lines
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f}us" if seconds < 1e-2 else f"{seconds * 1e3:.2f}ms"
+
+
+def load_thresholds(rootdir: Path) -> dict[str, float]:
+    """Defaults updated from ``[tool.rps_infer.gate] thresholds`` in pyproject.toml."""
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    pyproject = rootdir / "pyproject.toml"
+    if pyproject.is_file():
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        thresholds.update(data.get("tool", {}).get("rps_infer", {}).get("gate", {}).get("thresholds", {}))
+    return thresholds
+
+
+# -- pytest hooks ------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--gate, --runner-class, --gate-baseline."""
+    group = parser.getgroup("rps_infer latency gate")
+    group.addoption("--gate", action="store_true", help="fail benchmarks slower than their baseline")
+    group.addoption("--runner-class", default=None,
+                    help="baseline name (default: derived from this machine, e.g. cpu-x86_64-2c-amd-epyc)")
+    group.addoption("--gate-baseline", type=Path, default=None,
+                    help="compare with this baseline file instead of benchmarks/baselines/<runner-class>.json")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Create the gate when --gate is given."""
+    if not config.getoption("--gate"):
+        return
+    runner = config.getoption("--runner-class") or machine.runner_class()
+    root = Path(config.rootpath)
+    config.stash[GATE_KEY] = Gate(runner, root / "benchmarks" / "baselines", load_thresholds(root),
+                                  config.getoption("--gate-baseline"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Calibration cases run first: the gate may need their ratio to judge the rest."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("calibration") else 1)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Print the gate's table before pytest's summary line."""
+    gate = config.stash.get(GATE_KEY, None)
+    if gate is None:
+        return
+    terminalreporter.section("latency gate")
+    for line in gate.table():
+        terminalreporter.write_line(line)
+
+
+def gate_of(config: pytest.Config) -> Gate | None:
+    """The active gate, or None without --gate."""
+    return config.stash.get(GATE_KEY, None)
+
+
+def slowdown_factor() -> float:
+    """``$RPS_INFER_BENCH_SLOWDOWN``: extra spin per call in multiples of the baseline (tests of the gate)."""
+    return float(os.environ.get(SLOWDOWN_ENV, "0") or 0)

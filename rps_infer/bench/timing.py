@@ -1,0 +1,59 @@
+"""Timing plans and a plain timing loop (``time.perf_counter``; never ``time.time``).
+
+The benchmark suite lets pytest-benchmark time with a :class:`Plan`; the gate's
+re-measurement and ``rps-infer bench`` use :func:`measure` with the same plan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to time one case: ``warmup`` untimed rounds, then ``rounds`` timed rounds of
+    ``iterations`` calls each; a sample is a round's time divided by ``iterations``."""
+
+    rounds: int
+    iterations: int
+    warmup: int
+
+
+def plan_for(fn: Callable[[], object], *, min_round_s: float = 2e-4, budget_s: float = 0.5,
+             min_rounds: int = 15, max_rounds: int = 2000) -> Plan:
+    """Choose iterations so one round lasts at least ``min_round_s`` (timer noise stays
+    below ~0.1 %), and rounds so the timed part lasts about ``budget_s``."""
+    fn()  # first call outside any estimate: lazy initialisation, caches
+    start = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - start, 1e-7)
+    iterations = max(1, int(np.ceil(min_round_s / one)))
+    rounds = int(np.clip(budget_s / (one * iterations), min_rounds, max_rounds))
+    return Plan(rounds=rounds, iterations=iterations, warmup=max(2, rounds // 10))
+
+
+def measure(fn: Callable[[], object], plan: Plan) -> np.ndarray:
+    """Per-call seconds, one sample per timed round."""
+    loop = range(plan.iterations)
+    for _ in range(plan.warmup):
+        for _ in loop:
+            fn()
+    samples = np.empty(plan.rounds)
+    clock = time.perf_counter
+    for r in range(plan.rounds):
+        start = clock()
+        for _ in loop:
+            fn()
+        samples[r] = (clock() - start) / plan.iterations
+    return samples
+
+
+def spin(seconds: float) -> None:
+    """Busy-wait ``seconds`` (a sleep would yield the core and distort a CPU benchmark)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass

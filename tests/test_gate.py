@@ -1,0 +1,128 @@
+"""The latency gate: its verdicts, and proof on a real run that it fails a real slowdown
+and passes a clean run (A/A)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rps_infer.bench import baseline as baseline_tool
+from rps_infer.bench.gate import Gate, load_thresholds, same_kind
+
+REPO = Path(__file__).resolve().parent.parent
+THRESHOLDS = {"inprocess": 0.35, "grpc": 0.60, "calibration": 0.35, "reference": float("inf")}
+
+
+def _write_baseline(path: Path, runner: str, cases: dict[str, tuple[str, float]]) -> Path:
+    data = {"runner_class": runner, "cases": {k: {"group": g, "median": m} for k, (g, m) in cases.items()}}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _never():
+    raise AssertionError("re-measured although the case was within its threshold")
+
+
+def test_case_within_threshold_passes_and_slower_case_is_remeasured_then_failed(tmp_path):
+    _write_baseline(tmp_path / "cpu-x86_64-2c-epyc.json", "cpu-x86_64-2c-epyc",
+                    {"a": ("inprocess", 10e-6), "b": ("inprocess", 10e-6), "c": ("inprocess", 10e-6)})
+    gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
+    assert gate.judge("a", "inprocess", 13e-6, _never).verdict == "ok"
+    remeasured = []
+    row = gate.judge("b", "inprocess", 20e-6, lambda: remeasured.append(1) or 19e-6)
+    assert remeasured == [1] and row.verdict == "REGRESSION" and row.now == 19e-6 and row.ratio == pytest.approx(1.9)
+    # A flagged case that is fine when measured again is not a regression.
+    assert gate.judge("c", "inprocess", 20e-6, lambda: 11e-6).verdict == "ok"
+    table = "\n".join(gate.table())
+    assert "REGRESSION (limit 1.35)" in table and "re-measured" in table
+
+
+def test_case_without_baseline_is_reported_not_failed(tmp_path):
+    _write_baseline(tmp_path / "cpu-x86_64-2c-epyc.json", "cpu-x86_64-2c-epyc", {})
+    gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
+    assert gate.judge("new", "inprocess", 1.0, _never).verdict == "no baseline"
+
+
+def test_kin_baseline_is_scaled_by_the_calibration_ratio(tmp_path):
+    _write_baseline(tmp_path / "cpu-x86_64-2c-xeon.json", "cpu-x86_64-2c-xeon",
+                    {"test_calibration[b1]": ("calibration", 10e-6), "x": ("inprocess", 100e-6)})
+    gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
+    assert gate.scaled and "scaled by the calibration ratio" in gate.notice
+    assert gate.judge("test_calibration[b1]", "calibration", 20e-6, _never).verdict == "calibration"
+    assert gate.scale() == pytest.approx(2.0)
+    ok = gate.judge("x", "inprocess", 250e-6, _never)  # 200 us expected on this twice-as-slow machine
+    assert ok.verdict == "ok" and ok.baseline == pytest.approx(200e-6) and "scaled x2.00" in ok.note
+    assert gate.judge("x", "inprocess", 400e-6, lambda: 400e-6).verdict == "REGRESSION"
+
+
+def test_no_fitting_baseline_reports_everything(tmp_path):
+    _write_baseline(tmp_path / "cpu-aarch64-8c-graviton.json", "cpu-aarch64-8c-graviton", {"x": ("inprocess", 1e-6)})
+    gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
+    assert gate.baseline is None and "reported, not failed" in gate.notice
+    assert gate.judge("x", "inprocess", 1.0, _never).verdict == "no baseline"
+
+
+def test_reference_group_is_never_failed(tmp_path):
+    _write_baseline(tmp_path / "r.json", "r", {"predict": ("reference", 1e-3)})
+    gate = Gate("r", tmp_path, THRESHOLDS)
+    assert gate.judge("predict", "reference", 1.0, _never).verdict == "ok"
+
+
+def test_same_kind_compares_device_arch_and_cores():
+    assert same_kind("cpu-x86_64-2c-amd-epyc", "cpu-x86_64-2c-intel-xeon-2.1ghz")
+    assert not same_kind("cpu-x86_64-2c-amd-epyc", "cpu-x86_64-4c-amd-epyc")
+    assert not same_kind("cpu-x86_64-2c-amd-epyc", "gpu-h100")
+
+
+def test_thresholds_come_from_pyproject(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.rps_infer.gate]\nthresholds = { inprocess = 0.5 }\n")
+    assert load_thresholds(tmp_path)["inprocess"] == 0.5
+    assert load_thresholds(tmp_path)["grpc"] == 0.60
+    assert load_thresholds(REPO)["inprocess"] == 0.35
+
+
+# -- the gate on a real run ---------------------------------------------------------------
+SMALL_CASE = ["benchmarks/test_calibration.py", "benchmarks/test_latency.py", "--backends", "onnxrt-cpu",
+              "-k", "calibration or policy-onnxrt-cpu-b1", "-p", "no:cacheprovider"]
+
+
+def _bench(*args: str, slowdown: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "RPS_INFER_BENCH_SLOWDOWN"}
+    if slowdown:
+        env["RPS_INFER_BENCH_SLOWDOWN"] = slowdown
+    return subprocess.run([sys.executable, "-m", "pytest", *SMALL_CASE, "--benchmark-only", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def fresh_baseline(tmp_path_factory) -> Path:
+    """A baseline of the small case made on this machine now, so the A/A run compares like with like."""
+    tmp = tmp_path_factory.mktemp("gate")
+    run = _bench(f"--benchmark-json={tmp / 'run.json'}")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    cases = baseline_tool.summarise([tmp / "run.json"])
+    assert set(cases) == {"test_calibration[b1]", "test_calibration[b64]", "test_latency[policy-onnxrt-cpu-b1]"}
+    path = tmp / "baseline.json"
+    path.write_text(json.dumps({"runner_class": "test", "cases": cases}))
+    return path
+
+
+@pytest.mark.slow
+def test_gate_passes_a_clean_run_against_the_same_baseline(fresh_baseline):
+    run = _bench("--gate", f"--gate-baseline={fresh_baseline}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "latency gate" in run.stdout and "REGRESSION" not in run.stdout
+    assert " ok" in run.stdout and "3 passed" in run.stdout
+
+
+@pytest.mark.slow
+def test_gate_fails_an_injected_slowdown_with_a_summary_line(fresh_baseline):
+    run = _bench("--gate", f"--gate-baseline={fresh_baseline}", slowdown="3")
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert "REGRESSION" in run.stdout and "latency regression: test_latency[policy-onnxrt-cpu-b1]" in run.stdout
+    last = run.stdout.strip().splitlines()[-1]
+    assert "failed" in last and "passed" in last  # pytest's normal summary line, no traceback
+    assert "Traceback" not in run.stdout
