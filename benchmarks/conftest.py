@@ -12,6 +12,7 @@ import pytest
 from rps_infer import zoo
 from rps_infer.bench import machine
 from rps_infer.bench.gate import CALIBRATION_GROUP, gate_of, slowdown_factor
+from rps_infer.bench.pinning import backend_options, pin_threads
 from rps_infer.bench.timing import measure, plan_for, spin
 from rps_infer.errors import ProviderUnavailableError
 
@@ -47,22 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Pin framework threads before anything runs (TensorFlow refuses later changes)."""
-    threads = config.getoption("--threads")
     keep = config.getoption("--backends")
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-    if keep and "tf" not in keep:
-        return  # importing TensorFlow costs seconds; skip it when no tf case runs
-    try:
-        from rps_infer.backends.tf import set_tensorflow_threads
-
-        set_tensorflow_threads(threads)
-    except ImportError:
-        pass
+    # Importing TensorFlow costs seconds: skip it when no tf case runs.
+    pin_threads(config.getoption("--threads"), tensorflow=not keep or "tf" in keep)
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -103,21 +91,12 @@ class BackendPool:
         self.threads = threads
         self._backends: dict[tuple[str, str], object] = {}
 
-    def options(self, spec: str) -> dict:
-        """Pinned-thread options per backend."""
-        name = spec.partition("-")[0]
-        if name == "onnxrt":
-            return {"intra_op_threads": self.threads, "inter_op_threads": 1, "spinning": False}
-        if name in ("pyt", "tf"):
-            return {"threads": self.threads}
-        return {}
-
     def get(self, model: str, spec: str):
         """The activated backend, or a skip with the reason it cannot run here."""
         key = (model, spec)
         if key not in self._backends:
             try:
-                self._backends[key] = ZOO[model].backend(spec, **self.options(spec)).activate()
+                self._backends[key] = ZOO[model].backend(spec, **backend_options(spec, self.threads)).activate()
             except ProviderUnavailableError as exc:
                 self._backends[key] = exc
         found = self._backends[key]

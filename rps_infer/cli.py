@@ -80,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="rebuild even if up to date")
     msub.add_parser("list", help="list the zoo's models")
 
+    p = sub.add_parser("bench", help="sweep backends x batch sizes in-process and write a report",
+                       description="Check parity, then time every backend x batch size of a zoo model "
+                       "in-process (one sample per call, warm-up excluded). Prints p50/p90/p99 latency, "
+                       "items/s and speedup vs PyTorch eager; writes JSON, CSV, Markdown and PNG plots "
+                       "under OUT/<timestamp>/.")
+    p.add_argument("--model", default="policy", help="zoo model name (default: policy)")
+    p.add_argument("--backends", default="",
+                   help="comma-separated backend-devices (default: the model's CPU backends from the zoo)")
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=None, metavar="1,8,64,512",
+                   help="default: the model's batch_sizes from the zoo")
+    p.add_argument("--threads", type=int, default=1, help="threads per framework (default 1)")
+    p.add_argument("--budget", type=float, default=0.5, help="seconds of timed calls per case (default 0.5)")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
+    p.add_argument("--compare", type=Path, metavar="OLD.json", help="print ratios against an earlier report.json")
+
     p = sub.add_parser("demo", help="build the zoo and print parity matrices",
                        description="Build the bundled models and print, for them and for every Go file "
                        "in ../shared/neural_rps, the max abs error between every pair of numpy / "
@@ -179,6 +194,42 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``rps-infer bench``."""
+    from rps_infer import zoo
+    from rps_infer.bench import report as reports
+    from rps_infer.bench.machine import machine_info
+    from rps_infer.bench.pinning import pin_threads
+    from rps_infer.bench.sweep import stderr_progress, sweep
+
+    old = _read_report(args.compare) if args.compare else None
+    entry = zoo.select(zoo.load_zoo(), [args.model])[0]
+    zoo.build([entry])
+    backends = [b for b in args.backends.split(",") if b] or [b for b in entry.backends if b.endswith("-cpu")]
+    pin_threads(args.threads, tensorflow=any(b.startswith("tf") for b in backends))
+    result = sweep(entry, backends, args.batch_sizes or entry.batch_sizes, threads=args.threads,
+                   budget_s=args.budget, progress=stderr_progress)
+    report = {"created": reports.timestamp(), "machine": machine_info(),
+              "command": " ".join(["rps-infer", *sys.argv[1:]]), **result.to_dict()}
+    paths = reports.write_report(report, args.out / report["created"])
+    print(f"{entry.name} on {reports.machine_line(report)}")
+    print("\n".join(reports.table_lines(report)))
+    if old is not None:
+        print("\n".join(reports.compare_lines(old, report)))
+    print(f"report: {paths['md'].parent}/ (report.json, report.csv, report.md, latency.png, throughput.png)")
+    return EXIT_OK
+
+
+def _read_report(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RpsInferError(f"cannot read report {path}: {exc}") from None
+    if not isinstance(data, dict) or "rows" not in data or "machine" not in data:
+        raise RpsInferError(f"{path} is not an rps-infer bench report.json (no 'rows'/'machine')")
+    return data
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``rps-infer demo``: build the zoo and print a parity matrix per model."""
     from rps_infer import zoo
@@ -226,7 +277,7 @@ def _print_matrix(title: str, source: Path, artifacts: dict[str, Path]) -> bool:
 
 
 COMMANDS = {"convert": cmd_convert, "verify": cmd_verify, "info": cmd_info,
-            "models": cmd_models, "demo": cmd_demo}
+            "models": cmd_models, "bench": cmd_bench, "demo": cmd_demo}
 
 
 if __name__ == "__main__":

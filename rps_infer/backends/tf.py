@@ -1,7 +1,7 @@
-"""TensorFlow backend: a Keras 3 model called through a ``tf.function``.
+"""TensorFlow backend: a Keras 3 model called through a ``tf.function``'s concrete function.
 
-Never ``model.predict`` per call: it builds a data pipeline each time (~55 ms per
-call for one position here, against ~0.4 ms through a ``tf.function``).
+Never ``model.predict`` per call: it builds a data pipeline each time (~51 ms per
+call for one position here, against ~0.3 ms through the concrete function).
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ class TensorFlowBackend(Backend):
         (spec,) = model.inputs
         shape = tuple(None if d is None else int(d) for d in spec.shape)
         signature = [tf.TensorSpec(shape, tf.float32)]
-        self._fn = tf.function(lambda x: model(x, training=False), input_signature=signature)
+        # The concrete function skips tf.function's per-call argument dispatch
+        # (measured here: ~300 us instead of ~460 us per call at batch 1).
+        self._fn = tf.function(lambda x: model(x, training=False), input_signature=signature).get_concrete_function()
+        self._to_tensor = tf.constant
         return (TensorSpec("input", "float32", shape),), ("output",)
 
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
@@ -69,7 +72,7 @@ class TensorFlowBackend(Backend):
 
         with tf.device(self._tf_device):
             # .numpy() copies to the host, which waits for a GPU to finish.
-            return {"output": self._fn(feeds["input"]).numpy()}
+            return {"output": self._fn(self._to_tensor(feeds["input"])).numpy()}
 
     def _deactivate_impl(self) -> None:
         self.model = None

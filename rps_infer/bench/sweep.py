@@ -1,0 +1,111 @@
+"""``rps-infer bench``: an in-process sweep of backends x batch sizes for humans.
+
+Every backend is first checked for parity against the model's reference at each
+batch size; only then is it timed. Timing takes one sample per call (so p99 is a
+real per-call percentile) after untimed warm-up calls.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from rps_infer.bench.pinning import backend_options
+from rps_infer.bench.timing import Plan, measure
+from rps_infer.errors import ProviderUnavailableError
+from rps_infer.verify import compare_backends, make_feeds
+from rps_infer.zoo import ZooEntry
+
+EAGER_BASELINE = "pyt-cpu"
+
+
+@dataclass
+class Row:
+    """One backend at one batch size."""
+
+    backend: str
+    batch: int
+    p50_us: float
+    p90_us: float
+    p99_us: float
+    mean_us: float
+    items_per_s: float
+    samples: int
+    parity_max_abs: float
+    speedup_vs_eager: float | None = None
+    runtime: dict = field(default_factory=dict)
+
+
+@dataclass
+class SweepResult:
+    """The rows, the backends skipped here (with reasons) and the settings used."""
+
+    model: str
+    threads: int
+    rows: list[Row] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return {"model": self.model, "threads": self.threads, "rows": [asdict(r) for r in self.rows],
+                "skipped": self.skipped}
+
+
+def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], *, threads: int = 1,
+          budget_s: float = 0.5, progress: Callable[[str], None] | None = None) -> SweepResult:
+    """Check parity, then time ``infer`` for every backend x batch size."""
+    result = SweepResult(entry.name, threads)
+    reference = entry.backend("numpy")
+    total, done = len(backends) * len(batch_sizes), 0
+    for spec in backends:
+        try:
+            backend = entry.backend(spec, **backend_options(spec, threads)).activate()
+        except ProviderUnavailableError as exc:
+            result.skipped[spec] = str(exc)
+            done += len(batch_sizes)
+            continue
+        runtime = {k: v for k, v in backend.describe().items() if k not in ("inputs", "outputs", "model")}
+        for batch in batch_sizes:
+            done += 1
+            if progress:
+                progress(f"[{done}/{total}] {spec} batch {batch}")
+            parity = compare_backends(reference, backend, batch_sizes=(batch,), tol=entry.tolerance,
+                                      weights=reference.weights, generator=entry.inputs)
+            if not parity:
+                result.skipped[f"{spec} b{batch}"] = f"parity FAILED, not timed: {parity.failures()[0]}"
+                continue
+            feeds = make_feeds(backend.input_specs, batch, seed=batch, generator=entry.inputs)
+            result.rows.append(_time(backend, feeds, spec, batch, budget_s, parity.max_abs_error(), runtime))
+        backend.deactivate()
+    _add_speedups(result.rows)
+    return result
+
+
+def _time(backend, feeds, spec: str, batch: int, budget_s: float, max_abs: float, runtime: dict) -> Row:
+    def call() -> None:
+        backend.infer(feeds)
+
+    call()
+    one = float(np.median(measure(call, Plan(rounds=5, iterations=1, warmup=1))))
+    rounds = int(np.clip(budget_s / max(one, 1e-7), 50, 20000))
+    samples = measure(call, Plan(rounds=rounds, iterations=1, warmup=max(5, rounds // 10))) * 1e6
+    p50, p90, p99 = np.percentile(samples, [50, 90, 99])
+    return Row(spec, batch, float(p50), float(p90), float(p99), float(samples.mean()),
+               batch / (p50 * 1e-6), len(samples), max_abs, runtime=runtime)
+
+
+def _add_speedups(rows: list[Row]) -> None:
+    eager = {r.batch: r.p50_us for r in rows if r.backend == EAGER_BASELINE}
+    for r in rows:
+        if r.batch in eager:
+            r.speedup_vs_eager = eager[r.batch] / r.p50_us
+
+
+def stderr_progress(message: str) -> None:
+    """A one-line progress indicator on stderr (overwritten in place on a terminal)."""
+    end = "\r" if sys.stderr.isatty() else "\n"
+    sys.stderr.write(f"{message:60}{end}")
+    sys.stderr.flush()

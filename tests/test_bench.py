@@ -1,0 +1,82 @@
+"""rps-infer bench: the sweep refuses to time a wrong model, and writes every report file."""
+
+import json
+
+import pytest
+
+from rps_infer import zoo
+from rps_infer.bench import report as reports
+from rps_infer.bench.machine import runner_class, slug
+from rps_infer.bench.sweep import sweep
+from rps_infer.cli import main
+from rps_infer.formats import gojson
+
+from .onnx_graphs import mlp_graph
+
+
+def test_sweep_times_only_backends_with_parity(built_zoo, tmp_path):
+    entry = built_zoo["policy"]
+    result = sweep(entry, ["onnxrt-cpu", "pyt-cpu", "onnxrt-cuda"], [1, 4], budget_s=0.01)
+    assert [(r.backend, r.batch) for r in result.rows] == [("onnxrt-cpu", 1), ("onnxrt-cpu", 4),
+                                                           ("pyt-cpu", 1), ("pyt-cpu", 4)]
+    assert "onnxrt-cuda" in result.skipped and "CUDAExecutionProvider" in result.skipped["onnxrt-cuda"]
+    for r in result.rows:
+        assert 0 < r.p50_us <= r.p90_us <= r.p99_us and r.samples >= 50
+        assert r.items_per_s == pytest.approx(r.batch / (r.p50_us * 1e-6))
+    assert [r.speedup_vs_eager for r in result.rows if r.backend == "pyt-cpu"] == [1.0, 1.0]
+
+
+def test_sweep_refuses_to_time_a_broken_export(built_zoo, tmp_path):
+    entry = built_zoo["policy"]
+    broken_build = tmp_path / "build"
+    broken = zoo.ZooEntry(**{**entry.__dict__, "build_dir": broken_build})
+    mlp_graph(gojson.read(entry.source), broken.onnx_path.parent.mkdir(parents=True) or broken.onnx_path,
+              bug="log-softmax")
+    result = sweep(broken, ["onnxrt-cpu"], [1], budget_s=0.01)
+    assert result.rows == []
+    assert "parity FAILED, not timed" in result.skipped["onnxrt-cpu b1"]
+
+
+def test_bench_command_writes_json_csv_markdown_and_plots(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RPS_INFER_ZOO", str(zoo.default_zoo_path()))
+    assert main(["bench", "--backends", "onnxrt-cpu,pyt-cpu", "--batch-sizes", "1,8", "--budget", "0.01",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "p50 us" in out and "vs eager" in out and "onnxrt-cpu" in out
+    (folder,) = tmp_path.iterdir()
+    files = {p.name for p in folder.iterdir()}
+    assert files == {"report.json", "report.csv", "report.md", "latency.png", "throughput.png"}
+    for png in ("latency.png", "throughput.png"):
+        assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((folder / "report.json").read_text())
+    assert data["machine"]["runner_class"] == runner_class()
+    assert data["machine"]["versions"]["onnxruntime"] and data["threads"] == 1
+    assert {r["backend"] for r in data["rows"]} == {"onnxrt-cpu", "pyt-cpu"}
+    assert data["rows"][0]["runtime"]["active_providers"] == ["CPUExecutionProvider"]
+    md = (folder / "report.md").read_text()
+    assert "| onnxrt-cpu | 1 |" in md and data["machine"]["cpu_model"] in md
+    assert (folder / "report.csv").read_text().splitlines()[0].startswith("backend,batch,p50_us")
+
+    assert main(["bench", "--backends", "onnxrt-cpu", "--batch-sizes", "1", "--budget", "0.01",
+                 "--out", str(tmp_path / "again"), "--compare", str(folder / "report.json")]) == 0
+    assert "ratio" in capsys.readouterr().out
+
+
+def test_bench_compare_refuses_a_file_that_is_not_a_report(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    assert main(["bench", "--compare", str(bad)]) == 2
+    assert "not an rps-infer bench report" in capsys.readouterr().err
+
+
+def test_compare_lines_give_ratios():
+    machine = {"runner_class": "r"}
+    old = {"created": "a", "machine": machine, "rows": [{"backend": "x", "batch": 1, "p50_us": 10.0}]}
+    new = {"created": "b", "machine": machine, "rows": [{"backend": "x", "batch": 1, "p50_us": 15.0}]}
+    assert "1.50x (50% slower)" in reports.compare_lines(old, new)[-1]
+
+
+def test_runner_class_slug():
+    assert slug("Intel(R) Xeon(R) CPU @ 2.10GHz") == "intel-xeon-2.10ghz"
+    assert slug("AMD EPYC 7B13") == "amd-epyc-7b13"
+    assert runner_class().startswith(("cpu-", "gpu-"))
