@@ -95,6 +95,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="print ratios against an earlier report.json")
 
+    p = sub.add_parser("serve", help="serve models over gRPC (NeuralService and Open Inference Protocol)",
+                       description="Serve the policy and value models (default: the zoo's, built on first use) "
+                       "on the NeuralService API and the Open Inference Protocol (KServe v2) gRPC API, with "
+                       "health checking and reflection. Prints 'rps-infer serving on HOST:PORT' when ready; "
+                       "SIGTERM drains in-flight calls and exits 0.")
+    p.add_argument("--policy", type=Path, help="policy model file (default: the zoo's policy)")
+    p.add_argument("--value", type=Path, help="value model file (default: the zoo's value)")
+    p.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                   help="serve another model on the v2 API (repeatable)")
+    p.add_argument("--backend", choices=["onnxrt", "pyt", "tf"], default="onnxrt")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt, openvino, coreml, directml (onnxrt)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50053, help="default 50053; 0 picks a free port")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    p.add_argument("--threads", type=int, default=16, help="gRPC handler threads per worker (default 16)")
+    p.add_argument("--max-batch-size", type=int, default=512,
+                   help="largest batch a request may carry and the batcher may form (default 512)")
+    p.add_argument("--batch-timeout-us", type=int, default=0,
+                   help="how long the batcher waits for more requests (default 0: no added wait)")
+    p.add_argument("--no-batching", action="store_true", help="one backend call per request")
+    p.add_argument("--max-message-mb", type=int, default=64, help="gRPC message size limit both ways (default 64)")
+    p.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf inputs")
+    p.add_argument("--metrics-port", type=int, help="export Prometheus metrics on this port (off by default)")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM (default 10)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
     p = sub.add_parser("demo", help="build the zoo and print parity matrices",
                        description="Build the bundled models and print, for them and for every Go file "
                        "in ../shared/neural_rps, the max abs error between every pair of numpy / "
@@ -166,7 +192,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         info["sizes"] = {"input": w.input_size, "hidden": w.hidden_size, "output": w.output_size}
     with model.backend() as backend:
         info["inputs"] = [spec.describe() for spec in backend.input_specs]
-        info["outputs"] = list(backend.output_names)
+        info["outputs"] = [spec.describe() for spec in backend.output_specs]
         info["runtime"] = {k: v for k, v in backend.describe().items() if k not in ("inputs", "outputs")}
     info["metadata"] = model.metadata
     if args.json:
@@ -230,6 +256,26 @@ def _read_report(path: Path) -> dict:
     return data
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``rps-infer serve``."""
+    from rps_infer.serving.server import ServerConfig, configure_logging, serve
+
+    models = {}
+    for item in args.model:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise RpsInferError(f"--model expects NAME=PATH, got {item!r}")
+        models[name] = Path(path)
+    configure_logging(args.log_level)
+    config = ServerConfig(
+        policy=args.policy, value=args.value, models=models, backend=args.backend, device=args.device,
+        host=args.host, port=args.port, workers=args.workers, threads=args.threads,
+        max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=not args.no_batching,
+        max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite, metrics_port=args.metrics_port,
+        grace_s=args.grace)
+    return serve(config)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``rps-infer demo``: build the zoo and print a parity matrix per model."""
     from rps_infer import zoo
@@ -277,7 +323,7 @@ def _print_matrix(title: str, source: Path, artifacts: dict[str, Path]) -> bool:
 
 
 COMMANDS = {"convert": cmd_convert, "verify": cmd_verify, "info": cmd_info,
-            "models": cmd_models, "bench": cmd_bench, "demo": cmd_demo}
+            "models": cmd_models, "bench": cmd_bench, "serve": cmd_serve, "demo": cmd_demo}
 
 
 if __name__ == "__main__":

@@ -46,3 +46,15 @@ class ProviderUnavailableError(RpsInferError):
 
 class UnsupportedModelError(RpsInferError):
     """The model or the requested conversion is not supported."""
+
+
+class InvalidRequestError(RpsInferError):
+    """A request is malformed: wrong size, shape, datatype, non-finite values, empty batch."""
+
+
+class ModelNotFoundError(RpsInferError):
+    """A request names a model the server does not serve."""
+
+
+class ModelNotReadyError(RpsInferError):
+    """A served model failed to load or is shutting down."""

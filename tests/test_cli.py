@@ -130,7 +130,7 @@ def test_convert_and_info(tmp_path, capsys):
     assert main(["info", str(tmp_path / "p.onnx"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["format"] == "onnx" and info["kind"] == "policy"
-    assert info["inputs"] == ["input: float32[batch, 81]"] and info["outputs"] == ["output"]
+    assert info["inputs"] == ["input: float32[batch, 81]"] and info["outputs"] == ["output: float32[batch, 9]"]
     assert info["runtime"]["active_providers"] == ["CPUExecutionProvider"]
     assert main(["info", str(src)]) == 0
     assert "hidden" in capsys.readouterr().out

@@ -54,7 +54,7 @@ class Backend(ABC):
         self.device = device
         self._active = False
         self._inputs: tuple[TensorSpec, ...] = ()
-        self._outputs: tuple[str, ...] = ()
+        self._outputs: tuple[TensorSpec, ...] = ()
 
     # -- public API: checks live here, once --------------------------------------------
     def activate(self) -> Backend:
@@ -88,9 +88,14 @@ class Backend(ABC):
         return self.activate()._inputs
 
     @property
-    def output_names(self) -> tuple[str, ...]:
+    def output_specs(self) -> tuple[TensorSpec, ...]:
         """The model's outputs, in order."""
         return self.activate()._outputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The names of the model's outputs, in order."""
+        return tuple(s.name for s in self.activate()._outputs)
 
     def infer(self, feeds: Feeds) -> dict[str, np.ndarray]:
         """Run the model on ``feeds`` (name -> array) and return name -> numpy array."""
@@ -136,13 +141,13 @@ class Backend(ABC):
         info = {"backend": self.name, "device": self.device, **self._describe_impl()}
         if self._active:
             info["inputs"] = [s.describe() for s in self._inputs]
-            info["outputs"] = list(self._outputs)
+            info["outputs"] = [s.describe() for s in self._outputs]
         return info
 
     # -- what a backend implements -----------------------------------------------------
     @abstractmethod
-    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[str, ...]]:
-        """Load the model; return its input specs and output names."""
+    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        """Load the model; return its input and output specs."""
 
     @abstractmethod
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:

@@ -104,7 +104,7 @@ class OnnxRuntimeBackend(Backend):
             options.add_session_config_entry("session.inter_op.allow_spinning", flag)
         return options
 
-    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[str, ...]]:
+    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         import onnxruntime as ort
 
         wanted = DEVICE_PROVIDERS[self.device]
@@ -135,13 +135,13 @@ class OnnxRuntimeBackend(Backend):
                 "to load (missing CUDA/cuDNN/TensorRT libraries?); pass allow_fallback=True to accept"
             )
         self.session = session
-        inputs = tuple(
-            TensorSpec(i.name, _ORT_TYPES.get(i.type, i.type),
-                       tuple(d if isinstance(d, int) else None for d in i.shape))
-            for i in session.get_inputs()
+        inputs, outputs = (
+            tuple(TensorSpec(v.name, _ORT_TYPES.get(v.type, v.type), tuple(d if isinstance(d, int) else None
+                                                                         for d in v.shape)) for v in values)
+            for values in (session.get_inputs(), session.get_outputs())
         )
-        self._output_list = [o.name for o in session.get_outputs()]
-        return inputs, tuple(self._output_list)
+        self._output_list = [o.name for o in outputs]
+        return inputs, outputs
 
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
         # run() returns one array per requested name, in order (no strict zip: this is the hot path)

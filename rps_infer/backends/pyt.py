@@ -36,7 +36,7 @@ class TorchBackend(Backend):
         self.compile = compile
         self.module = None
 
-    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[str, ...]]:
+    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         import torch
 
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -54,8 +54,8 @@ class TorchBackend(Backend):
         module = module.eval().to(self.device)
         self._torch_device = torch.device(self.device)
         self.module = torch.compile(module) if self.compile else module
-        features = module.hidden.in_features
-        return (TensorSpec("input", "float32", (None, features)),), ("output",)
+        features, outputs = module.hidden.in_features, module.out.out_features
+        return (TensorSpec("input", "float32", (None, features)),), (TensorSpec("output", "float32", (None, outputs)),)
 
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
         import torch

@@ -24,8 +24,9 @@ class NumpyReferenceBackend(Backend):
         super().__init__(device)
         self.weights = weights
 
-    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[str, ...]]:
-        return (TensorSpec("input", "float32", (None, self.weights.input_size)),), ("output",)
+    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        w = self.weights
+        return (TensorSpec("input", "float32", (None, w.input_size)),), (TensorSpec("output", "float64", (None, w.output_size)),)
 
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
         return {"output": mlp.forward(self.weights, feeds["input"])}

@@ -39,7 +39,7 @@ class TensorFlowBackend(Backend):
         self.model = None
         self._fn = None
 
-    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[str, ...]]:
+    def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         import tensorflow as tf
 
         from rps_infer.convert import kerasfile
@@ -65,7 +65,8 @@ class TensorFlowBackend(Backend):
         # (measured here: ~300 us instead of ~460 us per call at batch 1).
         self._fn = tf.function(lambda x: model(x, training=False), input_signature=signature).get_concrete_function()
         self._to_tensor = tf.constant
-        return (TensorSpec("input", "float32", shape),), ("output",)
+        out_shape = tuple(None if d is None else int(d) for d in model.outputs[0].shape)
+        return (TensorSpec("input", "float32", shape),), (TensorSpec("output", "float32", out_shape),)
 
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
         import tensorflow as tf

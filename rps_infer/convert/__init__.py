@@ -79,7 +79,8 @@ def convert(
 
 def _write(src: ModelFile, to: str, path: Path, exporter: str, opset: int | None) -> None:
     weights = src.weights
-    meta = {"kind": weights.kind, "source": src.path.name}
+    meta = {"kind": weights.kind, "source": src.path.name,
+            "sizes": f"{weights.input_size},{weights.hidden_size},{weights.output_size}"}
     if to == "torch":
         from rps_infer.convert import pt
 

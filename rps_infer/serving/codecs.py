@@ -1,0 +1,109 @@
+"""Tensors on the wire: one datatype table and its inverse, raw bytes and typed contents.
+
+Open Inference Protocol tensors travel as raw little-endian row-major bytes
+(``raw_input_contents``) or in a typed ``contents`` field; numpy arrays are built
+with ``np.frombuffer`` / ``tobytes``, never element by element for raw tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from rps_infer.errors import InvalidRequestError
+
+# v2 datatype -> numpy dtype (little-endian); the inverse is DATATYPES below.
+NUMPY_DTYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype("bool"),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+}
+DATATYPES: dict[np.dtype, str] = {dtype.newbyteorder("="): name for name, dtype in NUMPY_DTYPES.items()}
+
+# Which typed `contents` field carries each datatype (FP16 has none: raw only).
+CONTENTS_FIELDS = {
+    "BOOL": "bool_contents",
+    "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+}
+
+
+def datatype_of(dtype: np.dtype | str) -> str:
+    """The v2 datatype name of a numpy dtype (``float32`` -> ``FP32``)."""
+    dtype = np.dtype(dtype).newbyteorder("=")
+    if dtype not in DATATYPES:
+        raise InvalidRequestError(f"numpy dtype {dtype} has no Open Inference Protocol datatype")
+    return DATATYPES[dtype]
+
+
+def check_shape(name: str, shape: Sequence[int], limit: int) -> tuple[int, ...]:
+    """Shape from the wire: non-negative dims and at most ``limit`` elements."""
+    shape = tuple(int(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise InvalidRequestError(f"input {name!r}: shape {list(shape)} has a negative dimension")
+    count = 1
+    for d in shape:
+        count *= d
+        if count > limit:
+            raise InvalidRequestError(f"input {name!r}: shape {list(shape)} has more than {limit} elements")
+    return shape
+
+
+def decode_raw(name: str, datatype: str, shape: tuple[int, ...], raw: bytes) -> np.ndarray:
+    """A tensor from raw bytes; the byte count must match datatype and shape exactly."""
+    dtype = _dtype(name, datatype)
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise InvalidRequestError(
+            f"input {name!r}: {datatype}{list(shape)} needs {expected} raw bytes, got {len(raw)}"
+        )
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def decode_contents(name: str, datatype: str, shape: tuple[int, ...], contents) -> np.ndarray:
+    """A tensor from the typed ``contents`` field matching its datatype."""
+    dtype = _dtype(name, datatype)
+    field = CONTENTS_FIELDS.get(datatype)
+    if field is None:
+        raise InvalidRequestError(f"input {name!r}: {datatype} travels only as raw_input_contents")
+    values = getattr(contents, field)
+    expected = int(np.prod(shape, dtype=np.int64))
+    if len(values) != expected:
+        raise InvalidRequestError(
+            f"input {name!r}: {datatype}{list(shape)} needs {expected} values in {field}, got {len(values)}"
+        )
+    return np.array(values, dtype=dtype).reshape(shape)
+
+
+def encode_contents(array: np.ndarray, contents) -> None:
+    """Fill a typed ``contents`` message with ``array`` (flattened, row-major)."""
+    field = CONTENTS_FIELDS.get(datatype_of(array.dtype))
+    if field is None:
+        raise InvalidRequestError(f"{array.dtype} outputs travel only as raw_output_contents")
+    getattr(contents, field).extend(array.ravel().tolist())
+
+
+def to_raw(array: np.ndarray) -> bytes:
+    """Little-endian, row-major bytes of ``array``."""
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+def _dtype(name: str, datatype: str) -> np.dtype:
+    dtype = NUMPY_DTYPES.get(datatype)
+    if dtype is None:
+        raise InvalidRequestError(f"input {name!r}: unknown datatype {datatype!r}; known: {', '.join(NUMPY_DTYPES)}")
+    return dtype

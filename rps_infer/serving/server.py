@@ -1,0 +1,228 @@
+"""Building and running the gRPC server: models, servicers, health, reflection, metrics,
+graceful SIGTERM, and worker processes sharing one port.
+
+Readiness: once every model is loaded and health is SERVING the server prints
+``rps-infer serving on HOST:PORT`` on stdout (tests and scripts wait for it).
+SIGTERM: health goes NOT_SERVING, new calls are refused, in-flight calls get
+``grace_s`` seconds to finish, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rps_infer.errors import RpsInferError
+from rps_infer.serving.batching import AdaptiveBatcher
+from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
+from rps_infer.serving.service import ModelRegistry, ServedModel, ServingOptions
+
+log = logging.getLogger("rps_infer.serving")
+SERVICE_NAMES = ("neural.NeuralService", "inference.GRPCInferenceService")
+READY_LINE = "rps-infer serving on {host}:{port}"
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``rps-infer serve`` takes."""
+
+    policy: Path | None = None
+    value: Path | None = None
+    models: dict[str, Path] = field(default_factory=dict)
+    backend: str = "onnxrt"
+    device: str = "cpu"
+    host: str = "127.0.0.1"
+    port: int = 50053
+    workers: int = 1
+    threads: int = 16  # gRPC handler threads per worker
+    max_batch_size: int = 512
+    batch_timeout_us: int = 0
+    batching: bool = True
+    max_message_mb: int = 64
+    allow_nonfinite: bool = False
+    metrics_port: int | None = None
+    grace_s: float = 10.0
+
+
+def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = None) -> ServedModel:
+    """Open ``path`` on the configured backend and device (activated, ready to serve)."""
+    from rps_infer.models import open_model
+
+    model_file = open_model(path)
+    backend = model_file.backend(config.backend, config.device).activate()
+    hidden = -1
+    if model_file.weights is not None:
+        hidden = model_file.weights.hidden_size
+    elif "sizes" in model_file.metadata:
+        hidden = int(model_file.metadata["sizes"].split(",")[1])
+    return ServedModel(name, backend, kind or model_file.kind, hidden)
+
+
+def default_model_path(name: str, backend: str) -> Path:
+    """The zoo's artifact of ``name`` for ``backend`` (built on first use)."""
+    from rps_infer import zoo
+
+    entry = zoo.select(zoo.load_zoo(), [name])[0]
+    zoo.build([entry])
+    return entry.artifacts()[{"onnxrt": "onnx", "pyt": "pt", "tf": "keras"}[backend]]
+
+
+def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
+    """Load every model; each gets its own batcher when batching is on."""
+    models = [
+        load_model("policy", config.policy or default_model_path("policy", config.backend), config, "policy"),
+        load_model("value", config.value or default_model_path("value", config.backend), config, "value"),
+    ]
+    for name, path in config.models.items():
+        if name in ("policy", "value"):
+            raise RpsInferError(f"--model {name}=... clashes with the --{name} model; choose another name")
+        models.append(load_model(name, path, config))
+    if config.batching:
+        for m in models:
+            m.batcher = AdaptiveBatcher(m.backend.infer, config.max_batch_size, config.batch_timeout_us,
+                                        on_batch=lambda rows, name=m.name: metrics.batch(name, rows))
+    return ModelRegistry(models, ServingOptions(config.max_batch_size, config.allow_nonfinite))
+
+
+def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMetrics, reuse_port: bool):
+    """The grpc.Server with both APIs, health and reflection; returns (server, health, port)."""
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection
+
+    from rps_infer.serving.protos import neural_pb2, neural_pb2_grpc, predict_v2_pb2, predict_v2_pb2_grpc
+    from rps_infer.serving.service import InferenceServicer, NeuralServicer
+
+    limit = config.max_message_mb * 1024 * 1024
+    options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+               ("grpc.so_reuseport", 1 if reuse_port else 0)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.threads), options=options)
+    neural_pb2_grpc.add_NeuralServiceServicer_to_server(NeuralServicer(registry, metrics), server)
+    predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(registry, metrics), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (neural_pb2.DESCRIPTOR.services_by_name["NeuralService"].full_name,
+             predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise RpsInferError(f"cannot bind {config.host}:{config.port} (in use or not an address of this host)")
+    return server, health_servicer, port
+
+
+def set_health(health_servicer, serving: bool) -> None:
+    """Overall and per-service health."""
+    from grpc_health.v1 import health_pb2
+
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, status)
+
+
+def run_worker(config: ServerConfig, reuse_port: bool, ready_fd: int | None = None, slot: int = 0) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code. Prints the readiness line
+    (single process) or writes the port to ``ready_fd`` (a worker of a pool). Worker
+    ``slot`` of a pool exports metrics on ``metrics_port + slot``."""
+    metrics = (PrometheusMetrics(config.metrics_port + slot, config.host) if config.metrics_port
+               else NullMetrics())
+    registry = load_registry(config, metrics)
+    server, health_servicer, port = build_server(config, registry, metrics, reuse_port)
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    set_health(health_servicer, True)
+    if ready_fd is None:
+        print(READY_LINE.format(host=config.host, port=port), flush=True)
+    else:
+        os.write(ready_fd, f"{port}\n".encode())
+        os.close(ready_fd)
+    while not stop.wait(0.5):
+        pass
+    log.info("signal received: draining for up to %.1f s", config.grace_s)
+    registry.shutting_down = True
+    set_health(health_servicer, False)
+    server.stop(config.grace_s).wait()
+    return 0
+
+
+def serve(config: ServerConfig) -> int:
+    """Run one server, or ``config.workers`` processes sharing the port (SO_REUSEPORT)."""
+    if config.workers <= 1:
+        return run_worker(config, reuse_port=False)
+    if config.port == 0:
+        raise RpsInferError("--port 0 cannot be used with --workers above 1: workers share one fixed port")
+    return _supervise(config)
+
+
+def _supervise(config: ServerConfig) -> int:
+    """Fork the workers before any gRPC object exists; restart one that dies; forward SIGTERM."""
+    children: dict[int, int] = {}
+    stopping = threading.Event()
+
+    def start_worker(slot: int) -> int:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(read_fd)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            code = 1
+            try:
+                code = run_worker(config, reuse_port=True, ready_fd=write_fd, slot=slot)
+            except BaseException:
+                log.exception("worker failed")
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        with os.fdopen(read_fd) as ready:
+            line = ready.readline()
+        if not line:
+            raise RpsInferError(f"worker {pid} failed to start")
+        return pid
+
+    def on_signal(signum, frame) -> None:
+        stopping.set()
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    for slot in range(config.workers):
+        children[start_worker(slot)] = slot
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(READY_LINE.format(host=config.host, port=config.port), f"({config.workers} workers)", flush=True)
+    exit_code = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        slot = children.pop(pid, None)
+        code = os.waitstatus_to_exitcode(status)
+        if stopping.is_set():
+            exit_code = exit_code or max(code, 0)
+        elif slot is not None:
+            log.warning("worker %d exited with %d; restarting it", pid, code)
+            children[start_worker(slot)] = slot
+    return exit_code
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr; nothing is logged per request at INFO."""
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

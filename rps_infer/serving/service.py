@@ -1,0 +1,250 @@
+"""The models a server serves, and the two thin servicers in front of them.
+
+:class:`ModelRegistry` holds plain :class:`ServedModel` objects (a backend, its
+batcher, what the APIs report about it). The servicers decode a request, call
+``model.infer`` and encode the answer; errors become status codes in
+:mod:`rps_infer.serving.status`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import chain
+
+import numpy as np
+
+from rps_infer import __version__
+from rps_infer.backends.base import Backend
+from rps_infer.errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
+from rps_infer.serving import codecs
+from rps_infer.serving.batching import AdaptiveBatcher
+from rps_infer.serving.metrics import NullMetrics
+from rps_infer.serving.protos import neural_pb2, neural_pb2_grpc, predict_v2_pb2, predict_v2_pb2_grpc
+from rps_infer.serving.status import rpc
+
+PLATFORMS = {"onnxrt": "onnxruntime_onnx", "pyt": "pytorch_libtorch", "tf": "tensorflow_savedmodel",
+             "numpy": "numpy"}
+MAX_ELEMENTS = 1 << 28  # refuse shapes claiming more elements than this before allocating
+
+
+@dataclass
+class ServedModel:
+    """One model as the server sees it. ``error`` is set when it failed to load."""
+
+    name: str
+    backend: Backend | None
+    kind: str | None = None  # policy / value for the NeuralService API
+    hidden_size: int = -1
+    error: str | None = None
+    batcher: AdaptiveBatcher | None = field(default=None, repr=False)
+
+    @property
+    def ready(self) -> bool:
+        """Loaded and usable."""
+        return self.error is None and self.backend is not None
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Through the batcher when batching is on."""
+        if self.batcher is not None:
+            return self.batcher.infer(feeds)
+        return self.backend.infer(feeds)
+
+
+@dataclass
+class ServingOptions:
+    """Request limits shared by both APIs."""
+
+    max_batch_size: int = 512
+    allow_nonfinite: bool = False
+
+
+class ModelRegistry:
+    """Served models by name; also says whether the server as a whole is ready."""
+
+    def __init__(self, models: list[ServedModel], options: ServingOptions) -> None:
+        self.models = {m.name: m for m in models}
+        self.options = options
+        self.shutting_down = False
+
+    def get(self, name: str) -> ServedModel:
+        """A ready model, or NOT_FOUND / UNAVAILABLE errors."""
+        model = self.models.get(name)
+        if model is None:
+            raise ModelNotFoundError(f"no model {name!r}; served: {sorted(self.models)}")
+        if not model.ready:
+            raise ModelNotReadyError(f"model {name!r} is not ready: {model.error}")
+        return model
+
+    def ready(self) -> bool:
+        """Every model loaded and not shutting down."""
+        return not self.shutting_down and all(m.ready for m in self.models.values())
+
+    def check_batch(self, rows: int) -> None:
+        """Refuse empty batches and batches above --max-batch-size."""
+        if rows == 0:
+            raise InvalidRequestError("empty batch: expected at least 1 input")
+        if rows > self.options.max_batch_size:
+            raise InvalidRequestError(f"batch of {rows} exceeds the server's --max-batch-size "
+                                      f"{self.options.max_batch_size}")
+
+    def check_finite(self, name: str, array: np.ndarray) -> None:
+        """Refuse NaN/Inf in float inputs unless --allow-nonfinite."""
+        if not self.options.allow_nonfinite and array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InvalidRequestError(f"input {name!r} contains NaN or Inf (start the server with "
+                                      "--allow-nonfinite to accept them)")
+
+
+def _model_type(request) -> str:
+    return getattr(request, "model_type", "") or "-"
+
+
+class NeuralServicer(neural_pb2_grpc.NeuralServiceServicer):
+    """NeuralService: Predict, BatchPredict, GetModelInfo for the policy and value models."""
+
+    def __init__(self, registry: ModelRegistry, metrics: NullMetrics | None = None) -> None:
+        self.registry = registry
+        self.metrics = metrics or NullMetrics()
+
+    def _model(self, model_type: str) -> ServedModel:
+        model = self.registry.get(model_type)
+        if model.kind not in ("policy", "value"):
+            raise ModelNotFoundError(f"model_type must name a policy or value model, got {model_type!r}")
+        return model
+
+    def _features(self, model: ServedModel, rows: list, lengths: list[int]) -> np.ndarray:
+        spec = model.backend.input_specs[0]
+        width = spec.shape[1]
+        bad = [i for i, n in enumerate(lengths) if n != width]
+        if bad:
+            raise InvalidRequestError(f"expected {width} features per position, got {lengths[bad[0]]}"
+                                      f"{f' (input {bad[0]})' if len(lengths) > 1 else ''}")
+        x = np.fromiter(chain.from_iterable(rows), dtype=np.float32, count=width * len(rows))
+        x = x.reshape(len(rows), width)
+        self.registry.check_finite("features", x)
+        return x
+
+    def _run(self, model: ServedModel, x: np.ndarray) -> np.ndarray:
+        return model.infer({model.backend.input_specs[0].name: x})[model.backend.output_names[0]]
+
+    @rpc("neural", _model_type)
+    def Predict(self, request, context):  # noqa: N802 - gRPC method name
+        model = self._model(request.model_type)
+        out = self._run(model, self._features(model, [request.features], [len(request.features)]))[0]
+        if model.kind == "value":
+            return neural_pb2.PredictResponse(value=float(out[0]))
+        return neural_pb2.PredictResponse(probabilities=out.tolist(), best_move=int(np.argmax(out)))
+
+    @rpc("neural", _model_type)
+    def BatchPredict(self, request, context):  # noqa: N802
+        model = self._model(request.model_type)
+        rows = [i.features for i in request.inputs]
+        self.registry.check_batch(len(rows))
+        out = self._run(model, self._features(model, rows, [len(r) for r in rows]))
+        if model.kind == "value":
+            outputs = [neural_pb2.PredictResponse(value=v) for v in out[:, 0].tolist()]
+        else:
+            best = np.argmax(out, axis=1).tolist()
+            outputs = [neural_pb2.PredictResponse(probabilities=p, best_move=b)
+                       for p, b in zip(out.tolist(), best, strict=True)]
+        return neural_pb2.BatchPredictResponse(outputs=outputs)
+
+    @rpc("neural", _model_type)
+    def GetModelInfo(self, request, context):  # noqa: N802
+        model = self._model(request.model_type)
+        info = model.backend.describe()
+        return neural_pb2.ModelInfoResponse(
+            input_size=model.backend.input_specs[0].shape[1], hidden_size=model.hidden_size,
+            output_size=model.backend.output_specs[0].shape[1], device=model.backend.device,
+            framework=f"{info.get('framework')} {info.get('version')}")
+
+
+def _model_name(request) -> str:
+    return getattr(request, "model_name", None) or getattr(request, "name", "") or "-"
+
+
+class InferenceServicer(predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
+    """The Open Inference Protocol (KServe v2) over every served model."""
+
+    def __init__(self, registry: ModelRegistry, metrics: NullMetrics | None = None) -> None:
+        self.registry = registry
+        self.metrics = metrics or NullMetrics()
+
+    @rpc("v2", _model_name)
+    def ServerLive(self, request, context):  # noqa: N802
+        return predict_v2_pb2.ServerLiveResponse(live=True)
+
+    @rpc("v2", _model_name)
+    def ServerReady(self, request, context):  # noqa: N802
+        return predict_v2_pb2.ServerReadyResponse(ready=self.registry.ready())
+
+    @rpc("v2", _model_name)
+    def ModelReady(self, request, context):  # noqa: N802
+        model = self.registry.models.get(request.name)
+        if model is None:
+            raise ModelNotFoundError(f"no model {request.name!r}; served: {sorted(self.registry.models)}")
+        return predict_v2_pb2.ModelReadyResponse(ready=model.ready and not self.registry.shutting_down)
+
+    @rpc("v2", _model_name)
+    def ServerMetadata(self, request, context):  # noqa: N802
+        return predict_v2_pb2.ServerMetadataResponse(name="rps_infer", version=__version__, extensions=[])
+
+    @rpc("v2", _model_name)
+    def ModelMetadata(self, request, context):  # noqa: N802
+        model = self.registry.get(request.name)
+        meta = predict_v2_pb2.ModelMetadataResponse.TensorMetadata
+        return predict_v2_pb2.ModelMetadataResponse(
+            name=model.name, versions=["1"], platform=PLATFORMS.get(model.backend.name, model.backend.name),
+            inputs=[meta(name=s.name, datatype=codecs.datatype_of(s.dtype), shape=[-1 if d is None else d
+                                                                                  for d in s.shape])
+                    for s in model.backend.input_specs],
+            outputs=[meta(name=s.name, datatype=codecs.datatype_of(s.dtype), shape=[-1 if d is None else d
+                                                                                    for d in s.shape])
+                     for s in model.backend.output_specs])
+
+    @rpc("v2", _model_name)
+    def ModelInfer(self, request, context):  # noqa: N802
+        model = self.registry.get(request.model_name)
+        feeds = self._decode(model, request)
+        wanted = [o.name for o in request.outputs] or list(model.backend.output_names)
+        unknown = [n for n in wanted if n not in model.backend.output_names]
+        if unknown:
+            raise InvalidRequestError(f"unknown output(s) {unknown}; {model.name} has {list(model.backend.output_names)}")
+        outputs = model.infer(feeds)
+        response = predict_v2_pb2.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
+        raw = bool(request.raw_input_contents)
+        for name in wanted:
+            array = np.asarray(outputs[name])
+            tensor = response.outputs.add(name=name, datatype=codecs.datatype_of(array.dtype), shape=array.shape)
+            if raw:
+                response.raw_output_contents.append(codecs.to_raw(array))
+            else:
+                codecs.encode_contents(array, tensor.contents)
+        return response
+
+    def _decode(self, model: ServedModel, request) -> dict[str, np.ndarray]:
+        specs = {s.name: s for s in model.backend.input_specs}
+        names = [t.name for t in request.inputs]
+        if sorted(names) != sorted(specs):
+            raise InvalidRequestError(f"model {model.name!r} expects inputs {sorted(specs)}, got {names}")
+        raw = request.raw_input_contents
+        if raw and len(raw) != len(request.inputs):
+            raise InvalidRequestError(f"{len(request.inputs)} inputs but {len(raw)} raw_input_contents")
+        feeds = {}
+        for i, tensor in enumerate(request.inputs):
+            spec = specs[tensor.name]
+            shape = codecs.check_shape(tensor.name, tensor.shape, MAX_ELEMENTS)
+            want = codecs.datatype_of(spec.dtype)
+            if tensor.datatype != want:
+                raise InvalidRequestError(f"input {tensor.name!r}: expected datatype {want}, got {tensor.datatype!r}")
+            if len(shape) != len(spec.shape) or any(d is not None and d != s for d, s in zip(spec.shape, shape,
+                                                                                          strict=True)):
+                expected = [-1 if d is None else d for d in spec.shape]
+                raise InvalidRequestError(f"input {tensor.name!r}: expected shape {expected}, got {list(shape)}")
+            if raw:
+                array = codecs.decode_raw(tensor.name, tensor.datatype, shape, raw[i])
+            else:
+                array = codecs.decode_contents(tensor.name, tensor.datatype, shape, tensor.contents)
+            self.registry.check_finite(tensor.name, array)
+            feeds[tensor.name] = array
+        self.registry.check_batch(next(iter(feeds.values())).shape[0] if feeds else 0)
+        return feeds

@@ -1,0 +1,74 @@
+"""THE place where errors become gRPC status codes, and every RPC is counted.
+
+Servicer methods are wrapped with :func:`rpc`; they raise rps_infer's named
+exceptions and never touch status codes themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+
+from rps_infer.errors import (
+    InputMismatchError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    ProviderUnavailableError,
+)
+
+log = logging.getLogger("rps_infer.serving")
+
+# First match wins; anything else is a genuine server fault: INTERNAL.
+STATUS_BY_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
+    (InputMismatchError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ModelNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (ModelNotReadyError, grpc.StatusCode.UNAVAILABLE),
+    (ProviderUnavailableError, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and message a client sees for ``exc``."""
+    for kind, code in STATUS_BY_ERROR:
+        if isinstance(exc, kind):
+            return code, str(exc)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+
+
+def rpc(api: str, model_of: Callable[[object], str]) -> Callable:
+    """Decorate a servicer method: map exceptions to a status, record metrics.
+
+    ``model_of(request)`` names the model for the metrics labels. The servicer
+    instance must have a ``metrics`` attribute (see :mod:`rps_infer.serving.metrics`).
+    """
+
+    def wrap(method: Callable) -> Callable:
+        name = method.__name__
+
+        @functools.wraps(method)
+        def handler(self, request, context):
+            metrics = self.metrics
+            model = model_of(request)
+            start = time.perf_counter()
+            code = grpc.StatusCode.OK
+            metrics.in_flight(api, 1)
+            try:
+                return method(self, request, context)
+            except Exception as exc:
+                code, message = status_for(exc)
+                if code == grpc.StatusCode.INTERNAL:
+                    log.exception("%s.%s failed", api, name)
+                context.abort(code, message)
+            finally:
+                metrics.in_flight(api, -1)
+                metrics.request(api, name, model, code.name, time.perf_counter() - start)
+
+        return handler
+
+    return wrap
