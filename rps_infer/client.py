@@ -139,7 +139,8 @@ def decode_response(response) -> dict[str, np.ndarray]:
     for i, tensor in enumerate(response.outputs):
         shape = tuple(tensor.shape)
         if response.raw_output_contents:
-            result[tensor.name] = codecs.decode_raw(tensor.name, tensor.datatype, shape, response.raw_output_contents[i])
+            raw = response.raw_output_contents[i]
+            result[tensor.name] = codecs.decode_raw(tensor.name, tensor.datatype, shape, raw)
         else:
             result[tensor.name] = codecs.decode_contents(tensor.name, tensor.datatype, shape, tensor.contents)
     return result

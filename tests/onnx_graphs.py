@@ -54,3 +54,38 @@ def mlp_graph(w: MLPWeights, path: Path, *, bug: str | None = None) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def _save(nodes, inputs, outputs, inits, path: Path) -> Path:
+    graph = helper.make_graph(nodes, path.stem, inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def odd_batch_failure_graph(path: Path) -> Path:
+    """input [batch, 3] -> output [batch, 3]; ONNX Runtime fails at run time when batch is odd
+    (a Reshape to [2, -1]): a genuine backend fault that input validation cannot see."""
+    shape_a = numpy_helper.from_array(np.array([2, -1], np.int64), "shape_a")
+    shape_b = numpy_helper.from_array(np.array([-1, 3], np.int64), "shape_b")
+    nodes = [helper.make_node("Reshape", ["input", "shape_a"], ["pairs"]),
+             helper.make_node("Reshape", ["pairs", "shape_b"], ["output"])]
+    return _save(nodes, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3])],
+                 [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3])],
+                 [shape_a, shape_b], path)
+
+
+def slow_graph(path: Path, size: int = 1024, repeats: int = 40) -> Path:
+    """input [batch, 4] -> output [1]: ``repeats`` dense size x size MatMuls that depend on
+    the input (so nothing is constant-folded); a few hundred ms per call here."""
+    w = numpy_helper.from_array((np.eye(size) * 0.5).astype(np.float32), "w")
+    zero = numpy_helper.from_array(np.array(0.0, np.float32), "zero")
+    nodes = [helper.make_node("ReduceSum", ["input"], ["total"], keepdims=0),
+             helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+             helper.make_node("Add", ["w", "nothing"], ["m0"])]
+    for i in range(repeats):
+        nodes.append(helper.make_node("MatMul", [f"m{i}", "w"], [f"m{i + 1}"]))
+    nodes.append(helper.make_node("ReduceSum", [f"m{repeats}"], ["output"], keepdims=0, axes=None))
+    return _save(nodes, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+                 [helper.make_tensor_value_info("output", TensorProto.FLOAT, [])], [w, zero], path)

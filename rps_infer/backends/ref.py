@@ -26,7 +26,8 @@ class NumpyReferenceBackend(Backend):
 
     def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         w = self.weights
-        return (TensorSpec("input", "float32", (None, w.input_size)),), (TensorSpec("output", "float64", (None, w.output_size)),)
+        inputs = (TensorSpec("input", "float32", (None, w.input_size)),)
+        return inputs, (TensorSpec("output", "float64", (None, w.output_size)),)
 
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
         return {"output": mlp.forward(self.weights, feeds["input"])}

@@ -9,6 +9,7 @@ SIGTERM: health goes NOT_SERVING, new calls are refused, in-flight calls get
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -194,10 +195,8 @@ def _supervise(config: ServerConfig) -> int:
     def on_signal(signum, frame) -> None:
         stopping.set()
         for pid in list(children):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     for slot in range(config.workers):
         children[start_worker(slot)] = slot

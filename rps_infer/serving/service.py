@@ -208,7 +208,8 @@ class InferenceServicer(predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
         wanted = [o.name for o in request.outputs] or list(model.backend.output_names)
         unknown = [n for n in wanted if n not in model.backend.output_names]
         if unknown:
-            raise InvalidRequestError(f"unknown output(s) {unknown}; {model.name} has {list(model.backend.output_names)}")
+            have = list(model.backend.output_names)
+            raise InvalidRequestError(f"unknown output(s) {unknown}; {model.name} has {have}")
         outputs = model.infer(feeds)
         response = predict_v2_pb2.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
         raw = bool(request.raw_input_contents)

@@ -1,0 +1,292 @@
+"""The gRPC service end to end: a real server subprocess on a free 127.0.0.1 port."""
+
+import concurrent.futures
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from rps_infer.client import NeuralClient, V2Client
+from rps_infer.compare import compare
+from rps_infer.game import realistic_positions
+from rps_infer.models import open_model
+
+from .onnx_graphs import odd_batch_failure_graph, slow_graph
+from .server_process import ServerProcess
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def models(built_zoo, tmp_path_factory):
+    d = tmp_path_factory.mktemp("serving-models")
+    return {"policy": built_zoo["policy"].onnx_path, "value": built_zoo["value"].onnx_path,
+            "odd": odd_batch_failure_graph(d / "odd.onnx"), "slow": slow_graph(d / "slow.onnx")}
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]),
+                       "--model", f"odd={models['odd']}", "--max-batch-size", "64",
+                       "--max-message-mb", "1") as proc:
+        yield proc
+
+
+def _expected(path, x):
+    with open_model(path).backend() as backend:
+        return backend.infer({"input": x})["output"]
+
+
+def test_neural_api_matches_in_process_inference(server, models):
+    x = realistic_positions(64, 5)
+    with NeuralClient(server.target) as c:
+        probs, best = c.predict_policy(x[0])
+        value = c.predict_value(x[0])
+        policy_batch = c.batch_predict("policy", x)
+        value_batch = c.batch_predict("value", x)
+        info = c.model_info("policy")
+    want_p, want_v = _expected(models["policy"], x), _expected(models["value"], x)
+    assert compare({"p": want_p[:1]}, {"p": probs[None]}, "fp32")
+    assert best == int(np.argmax(want_p[0]))
+    assert compare({"v": want_v[:1]}, {"v": np.array([[value]])}, "fp32")
+    assert compare({"p": want_p, "v": want_v}, {"p": policy_batch, "v": value_batch}, "fp32")
+    assert (info.input_size, info.hidden_size, info.output_size) == (81, 64, 9)
+    assert info.device == "cpu" and info.framework.startswith("onnxruntime")
+
+
+def test_v2_api_raw_and_typed_contents(server, models):
+    x = realistic_positions(8, 6)
+    with V2Client(server.target) as c:
+        assert c.live() and c.ready() and c.ready("policy")
+        meta = c.metadata("value")
+        assert [(t.name, t.datatype, list(t.shape)) for t in meta.inputs] == [("input", "FP32", [-1, 81])]
+        assert [(t.name, t.datatype, list(t.shape)) for t in meta.outputs] == [("output", "FP32", [-1, 1])]
+        raw = c.infer("policy", {"input": x}, raw=True)["output"]
+        typed = c.infer("policy", {"input": x}, raw=False, outputs=["output"])["output"]
+    want = _expected(models["policy"], x)
+    assert compare({"output": want}, {"output": raw}, "fp32") and compare({"output": want}, {"output": typed}, "fp32")
+
+
+def _code(call) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code(), info.value.details()
+
+
+def _still_serves(server):
+    with NeuralClient(server.target) as c:
+        assert c.batch_predict("value", realistic_positions(2)).shape == (2, 1)
+
+
+BAD_NEURAL = {
+    "feature-count": (lambda c, x: c.predict("policy", x[0][:80]), "INVALID_ARGUMENT",
+                      "expected 81 features per position, got 80"),
+    "unknown-model-type": (lambda c, x: c.predict("dragon", x[0]), "NOT_FOUND", "no model 'dragon'"),
+    "v2-only-model": (lambda c, x: c.predict("odd", x[0]), "NOT_FOUND", "policy or value"),
+    "empty-batch": (lambda c, x: c.batch_predict("value", x[:0]), "INVALID_ARGUMENT", "empty batch"),
+    "nan": (lambda c, x: c.predict("value", np.where(np.arange(81) == 3, np.nan, x[0])), "INVALID_ARGUMENT", "NaN"),
+    "inf-in-batch": (lambda c, x: c.batch_predict("policy", np.where(np.arange(81) == 0, np.inf, x)),
+                     "INVALID_ARGUMENT", "NaN or Inf"),
+    "batch-above-max": (lambda c, x: c.batch_predict("value", np.concatenate([x, x[:1]])), "INVALID_ARGUMENT",
+                        "exceeds the server's --max-batch-size 64"),
+    "oversized": (lambda c, x: c.batch_predict("value", np.zeros((60, 5000), np.float32)), "RESOURCE_EXHAUSTED", ""),
+}
+
+
+@pytest.mark.parametrize(("call", "code", "message"), BAD_NEURAL.values(), ids=BAD_NEURAL.keys())
+def test_bad_neural_requests_get_a_clear_status_and_the_server_keeps_serving(server, call, code, message):
+    x = realistic_positions(64, 1)
+    with NeuralClient(server.target) as c:
+        got, details = _code(lambda: call(c, x))
+    assert got.name == code, details
+    assert message in details
+    _still_serves(server)
+
+
+def _v2_raw(c, model, name, datatype, shape, raw):
+    request = c.pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name=name, datatype=datatype, shape=shape)
+    request.raw_input_contents.append(raw)
+    return c.stub.ModelInfer(request, timeout=10)
+
+
+BAD_V2 = {
+    "unknown-model": (lambda c, x: c.infer("dragon", {"input": x}), "NOT_FOUND", "no model 'dragon'"),
+    "wrong-input-name": (lambda c, x: c.infer("policy", {"features": x}), "INVALID_ARGUMENT", "expects inputs"),
+    "datatype": (lambda c, x: c.infer("policy", {"input": x.astype(np.float64)}), "INVALID_ARGUMENT",
+                 "expected datatype FP32, got 'FP64'"),
+    "shape": (lambda c, x: c.infer("policy", {"input": x[:, :80]}), "INVALID_ARGUMENT", "expected shape [-1, 81]"),
+    "raw-length": (lambda c, x: _v2_raw(c, "policy", "input", "FP32", [2, 81], b"\0" * 100), "INVALID_ARGUMENT",
+                   "needs 648 raw bytes, got 100"),
+    "negative-dim": (lambda c, x: _v2_raw(c, "policy", "input", "FP32", [-2, 81], b""), "INVALID_ARGUMENT",
+                     "negative dimension"),
+    "huge-dim": (lambda c, x: _v2_raw(c, "policy", "input", "FP32", [2**40, 81], b""), "INVALID_ARGUMENT",
+                 "more than"),
+    "unknown-datatype": (lambda c, x: _v2_raw(c, "policy", "input", "FP8", [1, 81], b"\0" * 81), "INVALID_ARGUMENT",
+                         "expected datatype FP32"),
+    "unknown-output": (lambda c, x: c.infer("policy", {"input": x}, outputs=["logits"]), "INVALID_ARGUMENT",
+                       "unknown output"),
+    "typed-count": (lambda c, x: c.stub.ModelInfer(_typed_short(c, x), timeout=10), "INVALID_ARGUMENT",
+                    "needs 81 values in fp32_contents, got 80"),
+    "unknown-model-ready": (lambda c, x: c.ready("dragon"), "NOT_FOUND", "no model"),
+    "metadata-unknown": (lambda c, x: c.metadata("dragon"), "NOT_FOUND", "no model"),
+}
+
+
+def _typed_short(c, x):
+    request = c.request("policy", {"input": x[:1]}, raw=False)
+    del request.inputs[0].contents.fp32_contents[-1]
+    return request
+
+
+@pytest.mark.parametrize(("call", "code", "message"), BAD_V2.values(), ids=BAD_V2.keys())
+def test_bad_v2_requests_get_a_clear_status_and_the_server_keeps_serving(server, call, code, message):
+    x = realistic_positions(2, 1)
+    with V2Client(server.target) as c:
+        got, details = _code(lambda: call(c, x))
+    assert got.name == code and message in details, details
+    _still_serves(server)
+
+
+def test_backend_fault_is_internal_with_a_message_and_the_server_lives_on(server):
+    with V2Client(server.target) as c:
+        assert c.infer("odd", {"input": np.ones((2, 3), np.float32)})["output"].shape == (2, 3)
+        code, details = _code(lambda: c.infer("odd", {"input": np.ones((3, 3), np.float32)}))
+        assert code == grpc.StatusCode.INTERNAL and "Reshape" in details
+        assert c.infer("odd", {"input": np.ones((4, 3), np.float32)})["output"].shape == (4, 3)
+    _still_serves(server)
+
+
+def test_deadline_is_honoured(server):
+    with NeuralClient(server.target, timeout=1e-6) as c:
+        code, _ = _code(lambda: c.batch_predict("value", realistic_positions(64)))
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    _still_serves(server)
+
+
+def test_health_and_reflection(server):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    with grpc.insecure_channel(server.target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "neural.NeuralService", "inference.GRPCInferenceService"):
+            status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+            assert status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                              timeout=10)
+        names = {s.name for r in responses for s in r.list_services_response.service}
+    assert {"neural.NeuralService", "inference.GRPCInferenceService", "grpc.health.v1.Health"} <= names
+
+
+def test_sigterm_loses_no_in_flight_call_and_refuses_new_ones(models):
+    with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]),
+                       "--model", f"slow={models['slow']}", "--no-batching") as proc, \
+            V2Client(proc.target, timeout=60) as c:
+        one = np.ones((1, 4), np.float32)
+        c.infer("slow", {"input": one})  # warm
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            calls = [pool.submit(c.infer, "slow", {"input": one}) for _ in range(4)]
+            time.sleep(0.15)  # every call is in flight: each takes several hundred ms
+            assert not any(f.done() for f in calls)
+            proc.proc.send_signal(15)
+            results = [f.result(timeout=60) for f in calls]
+        assert all("output" in r for r in results)
+        with pytest.raises(grpc.RpcError) as refused:
+            NeuralClient(proc.target, timeout=5).predict_value(realistic_positions(1)[0])
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert proc.proc.wait(30) == 0
+
+
+def test_serve_without_arguments_serves_the_bundled_models():
+    with ServerProcess() as proc, NeuralClient(proc.target) as c:
+        probs, _ = c.predict_policy(realistic_positions(1)[0])
+        assert probs.shape == (9,) and abs(float(probs.sum()) - 1) < 1e-5
+        assert c.model_info("value").hidden_size == 64
+
+
+def test_workers_share_a_fixed_port_and_port_zero_is_refused(models):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]),
+                       "--workers", "2", "--port", str(port)) as proc, NeuralClient(proc.target) as c:
+        for _ in range(8):
+            assert c.batch_predict("value", realistic_positions(4)).shape == (4, 1)
+    refused = subprocess.run([sys.executable, "-m", "rps_infer.cli", "serve", "--workers", "2", "--port", "0"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--port 0 cannot be used with --workers" in refused.stderr
+
+
+def test_committed_protobuf_modules_are_fresh(tmp_path):
+    # protoc runs in its own process: grpc_tools crashes in a process that has loaded torch.
+    from rps_infer.serving.protos import generate
+
+    proc = subprocess.run([sys.executable, "-m", "rps_infer.serving.protos.generate", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    fresh = [Path(line) for line in proc.stdout.split()]
+    assert len(fresh) == 6, proc.stdout
+    for path in fresh:
+        committed = generate.PROTO_DIR / path.name
+        assert committed.read_text() == path.read_text(), f"{committed.name} is stale: run make protos"
+
+
+def test_tritonclient_speaks_our_v2_api(server, models, tmp_path):
+    """tritonclient's generated `inference` package clashes with ours in one process
+    (both register in protobuf's default pool), so it runs in a subprocess."""
+    x = realistic_positions(5, 9)
+    np.save(tmp_path / "x.npy", x)
+    script = f"""
+import json, numpy as np, tritonclient.grpc as tc
+c = tc.InferenceServerClient({server.target!r})
+x = np.load({str(tmp_path / 'x.npy')!r})
+meta = c.get_model_metadata("policy", as_json=True)
+inp = tc.InferInput("input", list(x.shape), "FP32")
+inp.set_data_from_numpy(x)
+out = c.infer("policy", [inp], outputs=[tc.InferRequestedOutput("output")]).as_numpy("output")
+np.save({str(tmp_path / 'out.npy')!r}, out)
+print(json.dumps({{"live": c.is_server_live(), "ready": c.is_model_ready("value"), "meta": meta}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["live"] and result["ready"]
+    assert result["meta"]["inputs"][0] == {"name": "input", "datatype": "FP32", "shape": ["-1", "81"]}
+    got = np.load(tmp_path / "out.npy")
+    assert compare({"output": _expected(models["policy"], x)}, {"output": got}, "fp32")
+
+
+def test_a_client_generated_from_neural_proto_in_another_process(server, tmp_path):
+    """What a game client does: protoc on neural.proto, then call the three RPCs."""
+    proto = REPO / "rps_infer" / "serving" / "protos" / "neural.proto"
+    protoc = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{proto.parent}", f"--python_out={tmp_path}",
+                             f"--grpc_python_out={tmp_path}", str(proto)], capture_output=True, text=True, timeout=120)
+    assert protoc.returncode == 0, protoc.stderr
+    x = realistic_positions(3, 2)
+    script = f"""
+import json, sys, grpc
+sys.path.insert(0, {str(tmp_path)!r})
+import neural_pb2 as pb, neural_pb2_grpc as rpc
+stub = rpc.NeuralServiceStub(grpc.insecure_channel({server.target!r}))
+x = {x.tolist()!r}
+p = stub.Predict(pb.PredictRequest(features=x[0], model_type="policy"), timeout=10)
+b = stub.BatchPredict(pb.BatchPredictRequest(inputs=[pb.InputFeatures(features=r) for r in x], model_type="value"),
+                      timeout=10)
+i = stub.GetModelInfo(pb.ModelInfoRequest(model_type="value"), timeout=10)
+print(json.dumps({{"probs": list(p.probabilities), "best": p.best_move, "values": [o.value for o in b.outputs],
+                  "info": [i.input_size, i.hidden_size, i.output_size]}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert len(result["probs"]) == 9 and result["best"] == int(np.argmax(result["probs"]))
+    assert len(result["values"]) == 3 and result["info"] == [81, 64, 1]
