@@ -32,7 +32,8 @@ def models(built_zoo, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(models):
     with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]),
-                       "--model", f"odd={models['odd']}", "--max-batch-size", "64",
+                       "--model", f"odd={models['odd']}", "--model", f"slow={models['slow']}",
+                       "--max-batch-size", "64",
                        "--max-message-mb", "1") as proc:
         yield proc
 
@@ -163,8 +164,8 @@ def test_backend_fault_is_internal_with_a_message_and_the_server_lives_on(server
 
 
 def test_deadline_is_honoured(server):
-    with NeuralClient(server.target, timeout=1e-6) as c:
-        code, _ = _code(lambda: c.batch_predict("value", realistic_positions(64)))
+    with V2Client(server.target, timeout=0.05) as c:  # the slow model takes several hundred ms
+        code, _ = _code(lambda: c.infer("slow", {"input": np.ones((1, 4), np.float32)}))
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
     _still_serves(server)
 
