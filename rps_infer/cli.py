@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=50053, help="default 50053; 0 picks a free port")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     p.add_argument("--threads", type=int, default=16, help="gRPC handler threads per worker (default 16)")
+    p.add_argument("--intra-op-threads", type=int, default=1,
+                   help="threads per model inference (ORT intra-op without spinning, torch); default 1")
     p.add_argument("--max-batch-size", type=int, default=512,
                    help="largest batch a request may carry and the batcher may form (default 512)")
     p.add_argument("--batch-timeout-us", type=int, default=0,
@@ -270,6 +272,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         policy=args.policy, value=args.value, models=models, backend=args.backend, device=args.device,
         host=args.host, port=args.port, workers=args.workers, threads=args.threads,
+        intra_op_threads=args.intra_op_threads,
         max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=not args.no_batching,
         max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite, metrics_port=args.metrics_port,
         grace_s=args.grace)

@@ -113,24 +113,31 @@ class V2Client(_Client):
 
     def request(self, model: str, inputs: dict[str, np.ndarray], raw: bool = True,
                 outputs: list[str] | None = None):
-        """The ModelInferRequest this client sends (also used by the load generator)."""
-        request = self.pb.ModelInferRequest(model_name=model)
-        for name, array in inputs.items():
-            array = np.asarray(array)
-            tensor = request.inputs.add(name=name, datatype=codecs.datatype_of(array.dtype), shape=array.shape)
-            if raw:
-                request.raw_input_contents.append(codecs.to_raw(array))
-            else:
-                codecs.encode_contents(array, tensor.contents)
-        for name in outputs or []:
-            request.outputs.add(name=name)
-        return request
+        """The ModelInferRequest this client sends."""
+        return infer_request(model, inputs, raw, outputs)
 
     def infer(self, model: str, inputs: dict[str, np.ndarray], raw: bool = True,
               outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """ModelInfer; returns output name -> array (raw or typed contents, whichever came)."""
         response = self.stub.ModelInfer(self.request(model, inputs, raw, outputs), timeout=self.timeout)
         return decode_response(response)
+
+
+def infer_request(model: str, inputs: dict[str, np.ndarray], raw: bool = True, outputs: list[str] | None = None):
+    """A ModelInferRequest: tensors as raw little-endian bytes (``raw``) or typed contents."""
+    from rps_infer.serving.protos import predict_v2_pb2
+
+    request = predict_v2_pb2.ModelInferRequest(model_name=model)
+    for name, array in inputs.items():
+        array = np.asarray(array)
+        tensor = request.inputs.add(name=name, datatype=codecs.datatype_of(array.dtype), shape=array.shape)
+        if raw:
+            request.raw_input_contents.append(codecs.to_raw(array))
+        else:
+            codecs.encode_contents(array, tensor.contents)
+    for name in outputs or []:
+        request.outputs.add(name=name)
+    return request
 
 
 def decode_response(response) -> dict[str, np.ndarray]:

@@ -96,6 +96,13 @@ BAD_NEURAL = {
     "batch-above-max": (lambda c, x: c.batch_predict("value", np.concatenate([x, x[:1]])), "INVALID_ARGUMENT",
                         "exceeds the server's --max-batch-size 64"),
     "oversized": (lambda c, x: c.batch_predict("value", np.zeros((60, 5000), np.float32)), "RESOURCE_EXHAUSTED", ""),
+    "ragged": (lambda c, x: c.stub.BatchPredict(c.pb.BatchPredictRequest(
+        inputs=[c.pb.InputFeatures(features=x[0].tolist()), c.pb.InputFeatures(features=x[1, :7].tolist())],
+        model_type="value"), timeout=10), "INVALID_ARGUMENT", "expected 81 features per position, got 7 (input 1)"),
+    "undecodable-predict": (lambda c, x: _garbage(c, "/neural.NeuralService/Predict"), "INVALID_ARGUMENT",
+                            "not a valid PredictRequest"),
+    "undecodable-batch": (lambda c, x: _garbage(c, "/neural.NeuralService/BatchPredict"), "INVALID_ARGUMENT",
+                          "not a valid BatchPredictRequest"),
 }
 
 
@@ -107,6 +114,12 @@ def test_bad_neural_requests_get_a_clear_status_and_the_server_keeps_serving(ser
     assert got.name == code, details
     assert message in details
     _still_serves(server)
+
+
+def _garbage(c, method: str):
+    """Bytes that are no protobuf message, sent without a client-side serializer."""
+    call = c.channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    return call(b"\xff\xff\xff\xff", timeout=10)
 
 
 def _v2_raw(c, model, name, datatype, shape, raw):
@@ -136,6 +149,8 @@ BAD_V2 = {
                     "needs 81 values in fp32_contents, got 80"),
     "unknown-model-ready": (lambda c, x: c.ready("dragon"), "NOT_FOUND", "no model"),
     "metadata-unknown": (lambda c, x: c.metadata("dragon"), "NOT_FOUND", "no model"),
+    "undecodable": (lambda c, x: _garbage(c, "/inference.GRPCInferenceService/ModelInfer"), "INVALID_ARGUMENT",
+                    "not a valid ModelInferRequest"),
 }
 
 

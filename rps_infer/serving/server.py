@@ -42,6 +42,7 @@ class ServerConfig:
     port: int = 50053
     workers: int = 1
     threads: int = 16  # gRPC handler threads per worker
+    intra_op_threads: int = 1  # per model; more helps large models, hurts tiny ones
     max_batch_size: int = 512
     batch_timeout_us: int = 0
     batching: bool = True
@@ -53,10 +54,16 @@ class ServerConfig:
 
 def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = None) -> ServedModel:
     """Open ``path`` on the configured backend and device (activated, ready to serve)."""
+    from rps_infer.bench.pinning import backend_options
     from rps_infer.models import open_model
 
     model_file = open_model(path)
-    backend = model_file.backend(config.backend, config.device).activate()
+    # Pinned threads without spinning: spinning ORT threads would steal the cores the
+    # gRPC threads need (measured: +200 us server CPU per Predict with ORT's defaults).
+    options = backend_options(f"{config.backend}-{config.device}", config.intra_op_threads)
+    if config.backend == "tf":
+        options = {}  # TensorFlow's threads are process-wide; set once below
+    backend = model_file.backend(config.backend, config.device, **options).activate()
     hidden = -1
     if model_file.weights is not None:
         hidden = model_file.weights.hidden_size
@@ -97,15 +104,15 @@ def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMet
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
 
-    from rps_infer.serving.protos import neural_pb2, neural_pb2_grpc, predict_v2_pb2, predict_v2_pb2_grpc
-    from rps_infer.serving.service import InferenceServicer, NeuralServicer
+    from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
+    from rps_infer.serving.service import InferenceServicer, NeuralServicer, generic_handler
 
     limit = config.max_message_mb * 1024 * 1024
     options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                ("grpc.so_reuseport", 1 if reuse_port else 0)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.threads), options=options)
-    neural_pb2_grpc.add_NeuralServiceServicer_to_server(NeuralServicer(registry, metrics), server)
-    predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(registry, metrics), server)
+    server.add_generic_rpc_handlers((generic_handler(SERVICE_NAMES[0], NeuralServicer(registry, metrics)),
+                                     generic_handler(SERVICE_NAMES[1], InferenceServicer(registry, metrics))))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (neural_pb2.DESCRIPTOR.services_by_name["NeuralService"].full_name,

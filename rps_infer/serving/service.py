@@ -9,18 +9,17 @@ batcher, what the APIs report about it). The servicers decode a request, call
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import chain
 
 import numpy as np
 
 from rps_infer import __version__
 from rps_infer.backends.base import Backend
 from rps_infer.errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
-from rps_infer.serving import codecs
+from rps_infer.serving import codecs, wire
 from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.metrics import NullMetrics
-from rps_infer.serving.protos import neural_pb2, neural_pb2_grpc, predict_v2_pb2, predict_v2_pb2_grpc
-from rps_infer.serving.status import rpc
+from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
+from rps_infer.serving.status import label_model, rpc
 
 PLATFORMS = {"onnxrt": "onnxruntime_onnx", "pyt": "pytorch_libtorch", "tf": "tensorflow_savedmodel",
              "numpy": "numpy"}
@@ -94,62 +93,56 @@ class ModelRegistry:
                                       "--allow-nonfinite to accept them)")
 
 
-def _model_type(request) -> str:
-    return getattr(request, "model_type", "") or "-"
+class NeuralServicer:
+    """NeuralService: Predict, BatchPredict, GetModelInfo for the policy and value models.
 
-
-class NeuralServicer(neural_pb2_grpc.NeuralServiceServicer):
-    """NeuralService: Predict, BatchPredict, GetModelInfo for the policy and value models."""
+    Methods take the request's bytes; Predict and BatchPredict decode and encode with
+    :mod:`rps_infer.serving.wire` (numpy straight from and to the wire).
+    """
 
     def __init__(self, registry: ModelRegistry, metrics: NullMetrics | None = None) -> None:
         self.registry = registry
         self.metrics = metrics or NullMetrics()
 
     def _model(self, model_type: str) -> ServedModel:
+        label_model(model_type)
         model = self.registry.get(model_type)
         if model.kind not in ("policy", "value"):
             raise ModelNotFoundError(f"model_type must name a policy or value model, got {model_type!r}")
         return model
 
-    def _features(self, model: ServedModel, rows: list, lengths: list[int]) -> np.ndarray:
-        spec = model.backend.input_specs[0]
-        width = spec.shape[1]
-        bad = [i for i, n in enumerate(lengths) if n != width]
-        if bad:
-            raise InvalidRequestError(f"expected {width} features per position, got {lengths[bad[0]]}"
-                                      f"{f' (input {bad[0]})' if len(lengths) > 1 else ''}")
-        x = np.fromiter(chain.from_iterable(rows), dtype=np.float32, count=width * len(rows))
-        x = x.reshape(len(rows), width)
+    def _run(self, model: ServedModel, x: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        width = model.backend.input_specs[0].shape[1]
+        if isinstance(x, list):  # inputs of different lengths: name the first wrong one
+            bad = next(i for i, r in enumerate(x) if len(r) != width)
+            raise InvalidRequestError(f"expected {width} features per position, got {len(x[bad])} (input {bad})")
+        if x.shape[1] != width:
+            raise InvalidRequestError(f"expected {width} features per position, got {x.shape[1]}")
         self.registry.check_finite("features", x)
-        return x
-
-    def _run(self, model: ServedModel, x: np.ndarray) -> np.ndarray:
         return model.infer({model.backend.input_specs[0].name: x})[model.backend.output_names[0]]
 
-    @rpc("neural", _model_type)
-    def Predict(self, request, context):  # noqa: N802 - gRPC method name
-        model = self._model(request.model_type)
-        out = self._run(model, self._features(model, [request.features], [len(request.features)]))[0]
+    @rpc("neural")
+    def Predict(self, data: bytes, context):  # noqa: N802 - gRPC method name
+        x, model_type = wire.decode_predict(data)
+        model = self._model(model_type)
+        out = self._run(model, x)[0]
         if model.kind == "value":
             return neural_pb2.PredictResponse(value=float(out[0]))
         return neural_pb2.PredictResponse(probabilities=out.tolist(), best_move=int(np.argmax(out)))
 
-    @rpc("neural", _model_type)
-    def BatchPredict(self, request, context):  # noqa: N802
-        model = self._model(request.model_type)
-        rows = [i.features for i in request.inputs]
-        self.registry.check_batch(len(rows))
-        out = self._run(model, self._features(model, rows, [len(r) for r in rows]))
+    @rpc("neural")
+    def BatchPredict(self, data: bytes, context):  # noqa: N802
+        x, model_type = wire.decode_batch(data)
+        model = self._model(model_type)
+        self.registry.check_batch(len(x))
+        out = self._run(model, x)
         if model.kind == "value":
-            outputs = [neural_pb2.PredictResponse(value=v) for v in out[:, 0].tolist()]
-        else:
-            best = np.argmax(out, axis=1).tolist()
-            outputs = [neural_pb2.PredictResponse(probabilities=p, best_move=b)
-                       for p, b in zip(out.tolist(), best, strict=True)]
-        return neural_pb2.BatchPredictResponse(outputs=outputs)
+            return wire.encode_values(out[:, 0])
+        return wire.encode_policies(out, np.argmax(out, axis=1))
 
-    @rpc("neural", _model_type)
-    def GetModelInfo(self, request, context):  # noqa: N802
+    @rpc("neural")
+    def GetModelInfo(self, data: bytes, context):  # noqa: N802
+        request = wire.parse_message(neural_pb2.ModelInfoRequest, data)
         model = self._model(request.model_type)
         info = model.backend.describe()
         return neural_pb2.ModelInfoResponse(
@@ -158,51 +151,56 @@ class NeuralServicer(neural_pb2_grpc.NeuralServiceServicer):
             framework=f"{info.get('framework')} {info.get('version')}")
 
 
-def _model_name(request) -> str:
-    return getattr(request, "model_name", None) or getattr(request, "name", "") or "-"
-
-
-class InferenceServicer(predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
-    """The Open Inference Protocol (KServe v2) over every served model."""
+class InferenceServicer:
+    """The Open Inference Protocol (KServe v2) over every served model. Methods take bytes."""
 
     def __init__(self, registry: ModelRegistry, metrics: NullMetrics | None = None) -> None:
         self.registry = registry
         self.metrics = metrics or NullMetrics()
 
-    @rpc("v2", _model_name)
-    def ServerLive(self, request, context):  # noqa: N802
+    @rpc("v2")
+    def ServerLive(self, data: bytes, context):  # noqa: N802
+        wire.parse_message(predict_v2_pb2.ServerLiveRequest, data)
         return predict_v2_pb2.ServerLiveResponse(live=True)
 
-    @rpc("v2", _model_name)
-    def ServerReady(self, request, context):  # noqa: N802
+    @rpc("v2")
+    def ServerReady(self, data: bytes, context):  # noqa: N802
+        wire.parse_message(predict_v2_pb2.ServerReadyRequest, data)
         return predict_v2_pb2.ServerReadyResponse(ready=self.registry.ready())
 
-    @rpc("v2", _model_name)
-    def ModelReady(self, request, context):  # noqa: N802
+    @rpc("v2")
+    def ModelReady(self, data: bytes, context):  # noqa: N802
+        request = wire.parse_message(predict_v2_pb2.ModelReadyRequest, data)
+        label_model(request.name)
         model = self.registry.models.get(request.name)
         if model is None:
             raise ModelNotFoundError(f"no model {request.name!r}; served: {sorted(self.registry.models)}")
         return predict_v2_pb2.ModelReadyResponse(ready=model.ready and not self.registry.shutting_down)
 
-    @rpc("v2", _model_name)
-    def ServerMetadata(self, request, context):  # noqa: N802
+    @rpc("v2")
+    def ServerMetadata(self, data: bytes, context):  # noqa: N802
+        wire.parse_message(predict_v2_pb2.ServerMetadataRequest, data)
         return predict_v2_pb2.ServerMetadataResponse(name="rps_infer", version=__version__, extensions=[])
 
-    @rpc("v2", _model_name)
-    def ModelMetadata(self, request, context):  # noqa: N802
+    @rpc("v2")
+    def ModelMetadata(self, data: bytes, context):  # noqa: N802
+        request = wire.parse_message(predict_v2_pb2.ModelMetadataRequest, data)
+        label_model(request.name)
         model = self.registry.get(request.name)
         meta = predict_v2_pb2.ModelMetadataResponse.TensorMetadata
+
+        def tensors(specs):
+            return [meta(name=s.name, datatype=codecs.datatype_of(s.dtype),
+                         shape=[-1 if d is None else d for d in s.shape]) for s in specs]
+
         return predict_v2_pb2.ModelMetadataResponse(
             name=model.name, versions=["1"], platform=PLATFORMS.get(model.backend.name, model.backend.name),
-            inputs=[meta(name=s.name, datatype=codecs.datatype_of(s.dtype), shape=[-1 if d is None else d
-                                                                                  for d in s.shape])
-                    for s in model.backend.input_specs],
-            outputs=[meta(name=s.name, datatype=codecs.datatype_of(s.dtype), shape=[-1 if d is None else d
-                                                                                    for d in s.shape])
-                     for s in model.backend.output_specs])
+            inputs=tensors(model.backend.input_specs), outputs=tensors(model.backend.output_specs))
 
-    @rpc("v2", _model_name)
-    def ModelInfer(self, request, context):  # noqa: N802
+    @rpc("v2")
+    def ModelInfer(self, data: bytes, context):  # noqa: N802
+        request = wire.parse_message(predict_v2_pb2.ModelInferRequest, data)
+        label_model(request.model_name)
         model = self.registry.get(request.model_name)
         feeds = self._decode(model, request)
         wanted = [o.name for o in request.outputs] or list(model.backend.output_names)
@@ -249,3 +247,20 @@ class InferenceServicer(predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
             feeds[tensor.name] = array
         self.registry.check_batch(next(iter(feeds.values())).shape[0] if feeds else 0)
         return feeds
+
+
+def _serialize(response) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def generic_handler(service: str, servicer):
+    """A grpc handler for every public method of ``servicer``: bytes in, message or bytes out.
+
+    Requests are not deserialised by grpcio, so every decoding error passes through
+    the one error-to-status map (INVALID_ARGUMENT, not grpcio's default INTERNAL).
+    """
+    import grpc
+
+    methods = {name: grpc.unary_unary_rpc_method_handler(getattr(servicer, name), response_serializer=_serialize)
+               for name in dir(type(servicer)) if name[:1].isupper()}
+    return grpc.method_handlers_generic_handler(service, methods)

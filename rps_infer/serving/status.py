@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -41,11 +42,21 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
 
 
-def rpc(api: str, model_of: Callable[[object], str]) -> Callable:
+_labels = threading.local()
+
+
+def label_model(name: str) -> None:
+    """Name the model of the request being handled on this thread (for the metrics)."""
+    _labels.model = name or "-"
+
+
+def rpc(api: str) -> Callable:
     """Decorate a servicer method: map exceptions to a status, record metrics.
 
-    ``model_of(request)`` names the model for the metrics labels. The servicer
-    instance must have a ``metrics`` attribute (see :mod:`rps_infer.serving.metrics`).
+    The method receives the request's raw bytes (decoding is part of the method, so
+    undecodable bytes become INVALID_ARGUMENT here rather than grpcio's INTERNAL) and
+    calls :func:`label_model` once it knows the model. The servicer instance must have
+    a ``metrics`` attribute (see :mod:`rps_infer.serving.metrics`).
     """
 
     def wrap(method: Callable) -> Callable:
@@ -54,7 +65,7 @@ def rpc(api: str, model_of: Callable[[object], str]) -> Callable:
         @functools.wraps(method)
         def handler(self, request, context):
             metrics = self.metrics
-            model = model_of(request)
+            _labels.model = "-"
             start = time.perf_counter()
             code = grpc.StatusCode.OK
             metrics.in_flight(api, 1)
@@ -67,7 +78,7 @@ def rpc(api: str, model_of: Callable[[object], str]) -> Callable:
                 context.abort(code, message)
             finally:
                 metrics.in_flight(api, -1)
-                metrics.request(api, name, model, code.name, time.perf_counter() - start)
+                metrics.request(api, name, _labels.model, code.name, time.perf_counter() - start)
 
         return handler
 
