@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=0.5, help="seconds of timed calls per case (default 0.5)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="print ratios against an earlier report.json")
+    g = p.add_argument_group("over gRPC (with --target)")
+    g.add_argument("--target", help="HOST:PORT of a running rps-infer serve: closed-loop load instead of in-process")
+    g.add_argument("--api", default="neural", help="neural, v2 or neural,v2 (default neural)")
+    g.add_argument("--concurrency", type=_batch_sizes, default=(1, 8, 32), metavar="1,8,32",
+                   help="concurrent clients, from separate processes (default 1,8,32)")
+    g.add_argument("--duration", type=float, default=10.0, help="measured seconds per case (default 10)")
+    g.add_argument("--warmup", type=float, default=1.0, help="seconds per case not counted (default 1)")
+    g.add_argument("--server-pid", type=int, action="append", default=[],
+                   help="server process to read CPU time from (repeatable; its workers are included)")
+    g.add_argument("--echo", action="store_true", help="also load a bare grpcio echo server (the transport floor)")
+    g.add_argument("--inprocess", action="store_true", help="also time the same model in-process")
 
     p = sub.add_parser("serve", help="serve models over gRPC (NeuralService and Open Inference Protocol)",
                        description="Serve the policy and value models (default: the zoo's, built on first use) "
@@ -231,6 +242,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rps_infer.bench.sweep import stderr_progress, sweep
 
     old = _read_report(args.compare) if args.compare else None
+    if args.target:
+        return _bench_grpc(args, old)
     entry = zoo.select(zoo.load_zoo(), [args.model])[0]
     zoo.build([entry])
     backends = [b for b in args.backends.split(",") if b] or [b for b in entry.backends if b.endswith("-cpu")]
@@ -244,6 +257,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print("\n".join(reports.table_lines(report)))
     if old is not None:
         print("\n".join(reports.compare_lines(old, report)))
+    print(f"report: {paths['md'].parent}/ (report.json, report.csv, report.md, latency.png, throughput.png)")
+    return EXIT_OK
+
+
+def _bench_grpc(args: argparse.Namespace, old: dict | None) -> int:
+    from rps_infer.bench import report as reports
+    from rps_infer.bench.grpc_bench import grpc_sweep
+    from rps_infer.bench.load import APIS
+    from rps_infer.bench.machine import machine_info
+    from rps_infer.bench.sweep import stderr_progress
+
+    apis = [a for a in args.api.split(",") if a]
+    if not apis or any(a not in APIS for a in apis):
+        raise RpsInferError(f"--api takes {' or '.join(APIS)} (comma-separated), got {args.api!r}")
+    rows = grpc_sweep(args.target, apis, args.model, args.batch_sizes or (1, 64), args.concurrency,
+                      duration_s=args.duration, warmup_s=args.warmup, server_pids=args.server_pid or None,
+                      echo=args.echo, inprocess=args.inprocess, progress=stderr_progress)
+    report = {"kind": "grpc", "created": reports.timestamp(), "machine": machine_info(),
+              "command": " ".join(["rps-infer", *sys.argv[1:]]), "model": args.model, "target": args.target,
+              "duration_s": args.duration, "warmup_s": args.warmup, "rows": rows}
+    paths = reports.write_report(report, args.out / report["created"])
+    print(f"{args.model} over gRPC at {args.target}; client on {reports.machine_line(report)}")
+    print("\n".join(reports.grpc_table_lines(report)))
+    if old is not None and old.get("kind") == "grpc":
+        print("\n".join(reports.grpc_compare_lines(old, report)))
     print(f"report: {paths['md'].parent}/ (report.json, report.csv, report.md, latency.png, throughput.png)")
     return EXIT_OK
 

@@ -17,6 +17,8 @@ from rps_infer.util import atomic_write
 
 COLUMNS = ("backend", "batch", "p50_us", "p90_us", "p99_us", "mean_us", "items_per_s", "speedup_vs_eager",
            "samples", "parity_max_abs")
+GRPC_COLUMNS = ("series", "api", "rpc", "model", "batch", "concurrency", "requests", "p50_us", "p90_us", "p99_us",
+                "req_per_s", "items_per_s", "us_per_item", "ratio_vs_echo", "server_cpu_us_per_req", "errors")
 
 
 def timestamp() -> str:
@@ -30,10 +32,15 @@ def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
     paths = {"json": out_dir / "report.json", "csv": out_dir / "report.csv", "md": out_dir / "report.md",
              "latency_png": out_dir / "latency.png", "throughput_png": out_dir / "throughput.png"}
     _write_text(paths["json"], json.dumps(report, indent=2) + "\n")
-    _write_text(paths["csv"], to_csv(report))
-    _write_text(paths["md"], to_markdown(report))
-    plot(report, "p50_us", "latency p50 (us)", paths["latency_png"])
-    plot(report, "items_per_s", "throughput (items/s)", paths["throughput_png"])
+    grpc = report.get("kind") == "grpc"
+    _write_text(paths["csv"], to_csv(report, GRPC_COLUMNS if grpc else COLUMNS))
+    _write_text(paths["md"], grpc_markdown(report) if grpc else to_markdown(report))
+    for metric, label, path in (("p50_us", "latency p50 (us)", paths["latency_png"]),
+                                ("items_per_s", "throughput (items/s)", paths["throughput_png"])):
+        if grpc:
+            plot_grpc(report, metric, label, path)
+        else:
+            plot(report, metric, label, path)
     return paths
 
 
@@ -41,10 +48,10 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def to_csv(report: dict) -> str:
-    """One line per backend x batch."""
+def to_csv(report: dict, columns: tuple[str, ...] = COLUMNS) -> str:
+    """One line per row of the report."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(report["rows"])
     return buf.getvalue()
@@ -97,23 +104,39 @@ def to_markdown(report: dict) -> str:
 
 def plot(report: dict, metric: str, label: str, path: Path) -> None:
     """A line per backend of ``metric`` against batch size (log-log)."""
+    lines = {b: [(r["batch"], r[metric]) for r in report["rows"] if r["backend"] == b]
+             for b in dict.fromkeys(r["backend"] for r in report["rows"])}
+    _line_plot(lines, "batch size", label, f"{report['model']}: {label}\n{report['machine']['cpu_model']}, "
+               f"{report['machine']['cores']} cores, {report['threads']} thread(s)", path)
+
+
+def plot_grpc(report: dict, metric: str, label: str, path: Path) -> None:
+    """A line per series x api x batch of ``metric`` against concurrency."""
+    keys = dict.fromkeys((r["series"], r["api"], r["batch"]) for r in report["rows"] if r["series"] != "inprocess")
+    lines = {f"{s} {a} b{b}": [(r["concurrency"], r[metric]) for r in report["rows"]
+                               if (r["series"], r["api"], r["batch"]) == (s, a, b) and r[metric]]
+             for s, a, b in keys}
+    _line_plot(lines, "concurrent clients", label, f"{report['model']} over gRPC: {label}\n"
+               f"{report['machine']['cpu_model']}, {report['machine']['cores']} cores", path)
+
+
+def _line_plot(lines: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str, title: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for backend in dict.fromkeys(r["backend"] for r in report["rows"]):
-        rows = [r for r in report["rows"] if r["backend"] == backend]
-        ax.plot([r["batch"] for r in rows], [r[metric] for r in rows], marker="o", label=backend)
+    for name, points in lines.items():
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel(label)
-    ax.set_title(f"{report['model']}: {label}\n{report['machine']['cpu_model']}, "
-                 f"{report['machine']['cores']} cores, {report['threads']} thread(s)", fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
@@ -133,4 +156,52 @@ def compare_lines(old: dict, new: dict) -> list[str]:
         word = "slower" if ratio > 1 else "faster"
         lines.append(f"{r['backend']:16} {r['batch']:>6} {o['p50_us']:>10.1f} {r['p50_us']:>10.1f} "
                      f"{ratio:>6.2f}x ({abs(ratio - 1):.0%} {word})")
+    return lines
+
+
+def grpc_table_lines(report: dict) -> list[str]:
+    """The gRPC table: latency percentiles, throughput, ratio to the echo floor, server CPU."""
+    head = (f"{'series':9} {'api':6} {'rpc':12} {'batch':>5} {'conc':>4} {'p50 us':>8} {'p99 us':>8} "
+            f"{'req/s':>8} {'items/s':>10} {'us/item':>8} {'vs echo':>7} {'cpu us/req':>10} errors")
+    lines = [head, "-" * len(head)]
+    for r in report["rows"]:
+        ratio = f"{r['ratio_vs_echo']:.2f}x" if r.get("ratio_vs_echo") else "-"
+        cpu = f"{r['server_cpu_us_per_req']:.0f}" if r.get("server_cpu_us_per_req") else "-"
+        lines.append(f"{r['series']:9} {r['api']:6} {r['rpc']:12} {r['batch']:>5} {r['concurrency']:>4} "
+                     f"{r['p50_us']:>8.0f} {r['p99_us']:>8.0f} {r['req_per_s']:>8.0f} {r['items_per_s']:>10.0f} "
+                     f"{r['us_per_item']:>8.1f} {ratio:>7} {cpu:>10} {r['errors'] or ''}")
+    return lines
+
+
+def grpc_markdown(report: dict) -> str:
+    """The gRPC report as Markdown."""
+    lines = [f"# rps-infer bench over gRPC: {report['model']}", "",
+             f"- created: {report['created']}", f"- machine: {machine_line(report)}",
+             f"- target: {report['target']}; duration {report['duration_s']} s per case after "
+             f"{report['warmup_s']} s warm-up; closed loop, clients in separate processes",
+             f"- command: `{report['command']}`", "",
+             "| series | api | rpc | batch | clients | p50 us | p90 us | p99 us | req/s | items/s | us/item "
+             "| vs echo | server CPU us/req | errors |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in report["rows"]:
+        ratio = f"{r['ratio_vs_echo']:.2f}x" if r.get("ratio_vs_echo") else "-"
+        cpu = f"{r['server_cpu_us_per_req']:.0f}" if r.get("server_cpu_us_per_req") else "-"
+        lines.append(f"| {r['series']} | {r['api']} | {r['rpc']} | {r['batch']} | {r['concurrency']} | "
+                     f"{r['p50_us']:.0f} | {r['p90_us']:.0f} | {r['p99_us']:.0f} | {r['req_per_s']:.0f} | "
+                     f"{r['items_per_s']:.0f} | {r['us_per_item']:.1f} | {ratio} | {cpu} | {r['errors'] or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def grpc_compare_lines(old: dict, new: dict) -> list[str]:
+    """p50 ratios (new / old) for every series x api x batch x concurrency both reports have."""
+    def key(r: dict) -> tuple:
+        return (r["series"], r["api"], r["batch"], r["concurrency"])
+
+    before = {key(r): r for r in old["rows"]}
+    lines = [f"comparing {new['created']} with {old['created']}"]
+    for r in new["rows"]:
+        o = before.get(key(r))
+        if o and o["p50_us"]:
+            lines.append(f"{r['series']:9} {r['api']:6} b{r['batch']:<4} c{r['concurrency']:<3} "
+                         f"{o['p50_us']:8.0f} -> {r['p50_us']:8.0f} us  {r['p50_us'] / o['p50_us']:.2f}x")
     return lines

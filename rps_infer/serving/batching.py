@@ -25,10 +25,9 @@ class _Pending:
 
     def __init__(self, feeds: Feeds) -> None:
         self.feeds = feeds
-        first = next(iter(feeds.values()))
-        self.rows = first.shape[0]
         # Requests can share a batch only if every input matches beyond the batch dim.
-        self.signature = tuple((k, v.dtype.str, v.shape[1:]) for k, v in feeds.items())
+        self.signature = [(k, v.dtype, v.shape[1:]) for k, v in feeds.items()]
+        self.rows = next(iter(feeds.values())).shape[0]
         self.done = False
         self.result: dict[str, np.ndarray] | None = None
         self.error: BaseException | None = None

@@ -1,0 +1,88 @@
+"""``rps-infer bench --target HOST:PORT``: closed-loop gRPC load against a running server,
+optionally side by side with a bare grpcio echo server (the transport floor) and the
+same model in-process, so the report shows what the transport costs and how close
+the service comes to the floor.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+
+from rps_infer.bench.load import LoadSpec, run_load
+from rps_infer.errors import RpsInferError
+
+READY = re.compile(r"serving on ([\d.]+):(\d+)")
+
+
+class EchoServer:
+    """A bare grpcio echo server subprocess on a free 127.0.0.1 port."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "rps_infer.serving.echo", "--port", "0"],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        match = READY.search(line)
+        if not match:
+            self.close()
+            raise RpsInferError(f"echo server did not start: {line!r}")
+        self.target = f"{match.group(1)}:{match.group(2)}"
+
+    def close(self) -> None:
+        """Stop it and wait."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(30)
+        self.proc.stdout.close()
+
+    def __enter__(self) -> EchoServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def grpc_sweep(target: str, apis: Sequence[str], model: str, batch_sizes: Sequence[int],
+               concurrencies: Sequence[int], *, duration_s: float, warmup_s: float = 1.0,
+               server_pids: list[int] | None = None, echo: bool = False, inprocess: bool = False,
+               progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Rows for the service (and echo / in-process when asked), one per api x batch x concurrency."""
+    rows: list[dict] = []
+    echo_server = EchoServer() if echo else None
+    try:
+        cases = [(a, b, c) for a in apis for b in batch_sizes for c in concurrencies]
+        for i, (api, batch, conc) in enumerate(cases, 1):
+            if progress:
+                progress(f"[{i}/{len(cases)}] {api} batch {batch} concurrency {conc}")
+            spec = LoadSpec(target, api, model, batch, conc, duration_s, warmup_s)
+            service = {"series": "service", **run_load(spec, server_pids).summary()}
+            rows.append(service)
+            if echo_server is not None:
+                floor = LoadSpec(echo_server.target, api, model, batch, conc, duration_s, warmup_s)
+                echoed = {"series": "echo", **run_load(floor, [echo_server.proc.pid]).summary()}
+                rows.append(echoed)
+                if echoed["p50_us"]:
+                    service["ratio_vs_echo"] = service["p50_us"] / echoed["p50_us"]
+    finally:
+        if echo_server is not None:
+            echo_server.close()
+    if inprocess:
+        rows.extend(_inprocess_rows(model, batch_sizes))
+    for r in rows:
+        r["us_per_item"] = r["p50_us"] / r["batch"] if r.get("p50_us") else None
+    return rows
+
+
+def _inprocess_rows(model: str, batch_sizes: Sequence[int]) -> list[dict]:
+    from rps_infer import zoo
+    from rps_infer.bench.sweep import sweep
+
+    entry = zoo.select(zoo.load_zoo(), [model])[0]
+    zoo.build([entry])
+    result = sweep(entry, ["onnxrt-cpu"], batch_sizes, budget_s=0.3)
+    return [{"series": "inprocess", "api": "-", "rpc": "infer", "model": model, "batch": r.batch,
+             "concurrency": 1, "p50_us": r.p50_us, "p90_us": r.p90_us, "p99_us": r.p99_us,
+             "req_per_s": 1e6 / r.p50_us, "items_per_s": r.items_per_s, "errors": {},
+             "server_cpu_us_per_req": None} for r in result.rows]
