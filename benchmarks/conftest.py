@@ -13,7 +13,7 @@ import pytest
 
 from rps_infer import zoo
 from rps_infer.bench import machine
-from rps_infer.bench.gate import CALIBRATION_GROUP, gate_of, slowdown_factor
+from rps_infer.bench.gate import CALIBRATION_GROUP, Timing, gate_of, slowdown_factor
 from rps_infer.bench.pinning import backend_options, pin_threads
 from rps_infer.bench.timing import Plan, measure, plan_for, spin
 from rps_infer.errors import ProviderUnavailableError
@@ -128,11 +128,12 @@ def built_zoo():
     return ZOO
 
 
-def remeasure(fn, plan: Plan) -> float:
+def remeasure(fn, plan: Plan) -> Timing:
     """The gate's second look at a flagged case: after a 1 s pause (a disturbance on a shared
     machine often lasts about as long as one case) and over twice as many rounds."""
     time.sleep(1.0)
-    return float(np.median(measure(fn, dataclasses.replace(plan, rounds=2 * plan.rounds))))
+    samples = measure(fn, dataclasses.replace(plan, rounds=2 * plan.rounds))
+    return Timing(float(np.median(samples)), float(samples.min()))
 
 
 def run_case(benchmark, request: pytest.FixtureRequest, fn, *, group: str, batch: int,
@@ -162,10 +163,10 @@ def run_case(benchmark, request: pytest.FixtureRequest, fn, *, group: str, batch
         return
     plan = plan_for(target)
     benchmark.pedantic(target, rounds=plan.rounds, iterations=plan.iterations, warmup_rounds=plan.warmup)
-    median = benchmark.stats.stats.median
-    benchmark.extra_info["items_per_s"] = batch / median
+    stats = benchmark.stats.stats
+    benchmark.extra_info["items_per_s"] = batch / stats.median
     if gate is not None:
-        row = gate.judge(benchmark.name, group, median, lambda: remeasure(target, plan))
+        row = gate.judge(benchmark.name, group, Timing(stats.median, stats.min), lambda: remeasure(target, plan))
         if row.verdict == "REGRESSION":
             pytest.fail(f"latency regression: {benchmark.name} median {row.now * 1e6:.1f}us vs baseline "
                         f"{row.baseline * 1e6:.1f}us (x{row.ratio:.2f}, limit x{1 + gate.threshold(group):.2f})",

@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 from rps_infer.bench import baseline as baseline_tool
-from rps_infer.bench.gate import Gate, load_thresholds, same_kind
+from rps_infer.bench.gate import Gate, Timing, load_thresholds, same_kind
 
 REPO = Path(__file__).resolve().parent.parent
 THRESHOLDS = {"inprocess": 0.35, "grpc": 0.60, "calibration": 0.35, "reference": float("inf")}
 
 
 def _write_baseline(path: Path, runner: str, cases: dict[str, tuple[str, float]]) -> Path:
-    data = {"runner_class": runner, "cases": {k: {"group": g, "median": m} for k, (g, m) in cases.items()}}
+    """Cases with their median; the fastest round is 90 % of it."""
+    data = {"runner_class": runner,
+            "cases": {k: {"group": g, "median": m, "min": 0.9 * m} for k, (g, m) in cases.items()}}
     path.write_text(json.dumps(data))
     return path
 
@@ -30,20 +32,31 @@ def test_case_within_threshold_passes_and_slower_case_is_remeasured_then_failed(
     _write_baseline(tmp_path / "cpu-x86_64-2c-epyc.json", "cpu-x86_64-2c-epyc",
                     {"a": ("inprocess", 10e-6), "b": ("inprocess", 10e-6), "c": ("inprocess", 10e-6)})
     gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
-    assert gate.judge("a", "inprocess", 13e-6, _never).verdict == "ok"
+    assert gate.judge("a", "inprocess", Timing(13e-6, 9e-6), _never).verdict == "ok"
     remeasured = []
-    row = gate.judge("b", "inprocess", 20e-6, lambda: remeasured.append(1) or 19e-6)
+    row = gate.judge("b", "inprocess", Timing(20e-6, 18e-6),
+                     lambda: remeasured.append(1) or Timing(19e-6, 17e-6))
     assert remeasured == [1] and row.verdict == "REGRESSION" and row.now == 19e-6 and row.ratio == pytest.approx(1.9)
     # A flagged case that is fine when measured again is not a regression.
-    assert gate.judge("c", "inprocess", 20e-6, lambda: 11e-6).verdict == "ok"
+    assert gate.judge("c", "inprocess", Timing(20e-6, 18e-6), lambda: Timing(11e-6, 9e-6)).verdict == "ok"
     table = "\n".join(gate.table())
     assert "REGRESSION (limit 1.35)" in table and "re-measured" in table
+
+
+def test_host_noise_moves_the_median_but_not_the_fastest_round(tmp_path):
+    """Median x1.7 with the fastest round where it was: noise, not a regression."""
+    _write_baseline(tmp_path / "r.json", "r", {"a": ("inprocess", 10e-6)})
+    gate = Gate("r", tmp_path, THRESHOLDS)
+    row = gate.judge("a", "inprocess", Timing(17e-6, 9.2e-6), lambda: Timing(16e-6, 9.1e-6))
+    assert row.verdict == "ok" and "noise: fastest round within limit" in row.note
+    slow = gate.judge("a", "inprocess", Timing(17e-6, 15e-6), lambda: Timing(16e-6, 14e-6))
+    assert slow.verdict == "REGRESSION"
 
 
 def test_case_without_baseline_is_reported_not_failed(tmp_path):
     _write_baseline(tmp_path / "cpu-x86_64-2c-epyc.json", "cpu-x86_64-2c-epyc", {})
     gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
-    assert gate.judge("new", "inprocess", 1.0, _never).verdict == "no baseline"
+    assert gate.judge("new", "inprocess", Timing(1.0, 1.0), _never).verdict == "no baseline"
 
 
 def test_kin_baseline_is_scaled_by_the_calibration_ratio(tmp_path):
@@ -51,24 +64,24 @@ def test_kin_baseline_is_scaled_by_the_calibration_ratio(tmp_path):
                     {"test_calibration[b1]": ("calibration", 10e-6), "x": ("inprocess", 100e-6)})
     gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
     assert gate.scaled and "scaled by the calibration ratio" in gate.notice
-    assert gate.judge("test_calibration[b1]", "calibration", 20e-6, _never).verdict == "calibration"
+    assert gate.judge("test_calibration[b1]", "calibration", Timing(20e-6, 19e-6), _never).verdict == "calibration"
     assert gate.scale() == pytest.approx(2.0)
-    ok = gate.judge("x", "inprocess", 250e-6, _never)  # 200 us expected on this twice-as-slow machine
+    ok = gate.judge("x", "inprocess", Timing(250e-6, 200e-6), _never)  # 200 us expected: twice-as-slow machine
     assert ok.verdict == "ok" and ok.baseline == pytest.approx(200e-6) and "scaled x2.00" in ok.note
-    assert gate.judge("x", "inprocess", 400e-6, lambda: 400e-6).verdict == "REGRESSION"
+    assert gate.judge("x", "inprocess", Timing(400e-6, 390e-6), lambda: Timing(400e-6, 390e-6)).verdict == "REGRESSION"
 
 
 def test_no_fitting_baseline_reports_everything(tmp_path):
     _write_baseline(tmp_path / "cpu-aarch64-8c-graviton.json", "cpu-aarch64-8c-graviton", {"x": ("inprocess", 1e-6)})
     gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
     assert gate.baseline is None and "reported, not failed" in gate.notice
-    assert gate.judge("x", "inprocess", 1.0, _never).verdict == "no baseline"
+    assert gate.judge("x", "inprocess", Timing(1.0, 1.0), _never).verdict == "no baseline"
 
 
 def test_reference_group_is_never_failed(tmp_path):
     _write_baseline(tmp_path / "r.json", "r", {"predict": ("reference", 1e-3)})
     gate = Gate("r", tmp_path, THRESHOLDS)
-    assert gate.judge("predict", "reference", 1.0, _never).verdict == "ok"
+    assert gate.judge("predict", "reference", Timing(1.0, 1.0), _never).verdict == "ok"
 
 
 def test_same_kind_compares_device_arch_and_cores():

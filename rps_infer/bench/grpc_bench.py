@@ -6,42 +6,10 @@ the service comes to the floor.
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 
 from rps_infer.bench.load import LoadSpec, run_load
-from rps_infer.errors import RpsInferError
-
-READY = re.compile(r"serving on ([\d.]+):(\d+)")
-
-
-class EchoServer:
-    """A bare grpcio echo server subprocess on a free 127.0.0.1 port."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "rps_infer.serving.echo", "--port", "0"],
-                                     stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        match = READY.search(line)
-        if not match:
-            self.close()
-            raise RpsInferError(f"echo server did not start: {line!r}")
-        self.target = f"{match.group(1)}:{match.group(2)}"
-
-    def close(self) -> None:
-        """Stop it and wait."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        self.proc.wait(30)
-        self.proc.stdout.close()
-
-    def __enter__(self) -> EchoServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+from rps_infer.serving.launch import ServerProcess, echo_command
 
 
 def grpc_sweep(target: str, apis: Sequence[str], model: str, batch_sizes: Sequence[int],
@@ -50,7 +18,7 @@ def grpc_sweep(target: str, apis: Sequence[str], model: str, batch_sizes: Sequen
                progress: Callable[[str], None] | None = None) -> list[dict]:
     """Rows for the service (and echo / in-process when asked), one per api x batch x concurrency."""
     rows: list[dict] = []
-    echo_server = EchoServer() if echo else None
+    echo_server = ServerProcess(echo_command()) if echo else None
     try:
         cases = [(a, b, c) for a in apis for b in batch_sizes for c in concurrencies]
         for i, (api, batch, conc) in enumerate(cases, 1):
@@ -61,13 +29,13 @@ def grpc_sweep(target: str, apis: Sequence[str], model: str, batch_sizes: Sequen
             rows.append(service)
             if echo_server is not None:
                 floor = LoadSpec(echo_server.target, api, model, batch, conc, duration_s, warmup_s)
-                echoed = {"series": "echo", **run_load(floor, [echo_server.proc.pid]).summary()}
+                echoed = {"series": "echo", **run_load(floor, [echo_server.pid]).summary()}
                 rows.append(echoed)
                 if echoed["p50_us"]:
                     service["ratio_vs_echo"] = service["p50_us"] / echoed["p50_us"]
     finally:
         if echo_server is not None:
-            echo_server.close()
+            echo_server.terminate()
     if inprocess:
         rows.extend(_inprocess_rows(model, batch_sizes))
     for r in rows:

@@ -1,0 +1,85 @@
+"""Start a server as a subprocess, wait for its readiness line, and stop it.
+
+Used by the load generator (the echo server), the benchmark suite and the tests.
+Servers listen on a free 127.0.0.1 port (``--port 0``) and print
+``rps-infer serving on HOST:PORT`` once ready.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from rps_infer.errors import RpsInferError
+
+READY = re.compile(r"serving on ([\d.]+):(\d+)")
+
+
+def serve_command(*args: str) -> list[str]:
+    """``rps-infer serve --port 0 ARGS`` with this interpreter (``--port`` in ARGS wins)."""
+    port = [] if "--port" in args else ["--port", "0"]
+    return [sys.executable, "-m", "rps_infer.cli", "serve", *port, *args]
+
+
+def echo_command() -> list[str]:
+    """The bare grpcio echo server on a free port."""
+    return [sys.executable, "-m", "rps_infer.serving.echo", "--port", "0"]
+
+
+class ServerProcess:
+    """A running server; ``target`` is HOST:PORT and ``pid`` its process. A context manager."""
+
+    def __init__(self, command: list[str], timeout: float = 120.0, preexec_fn=None) -> None:
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in kill()
+        self._log = ""
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+                                     preexec_fn=preexec_fn)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            match = READY.search(line)
+            if match:
+                self.target = f"{match.group(1)}:{match.group(2)}"
+                return
+            if not line and self.proc.poll() is not None:
+                break
+        self.kill()
+        raise RpsInferError(f"server did not become ready ({' '.join(command)}): {line!r}\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        """What the server wrote to stderr so far."""
+        if self.stderr.closed:
+            return self._log
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait, return the exit code (killing it if it does not stop in time)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        """Make sure nothing is left behind."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc.stdout.close()
+        if not self.stderr.closed:
+            self._log = self.log()
+            self.stderr.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.terminate()
