@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint models baseline bench clean-venv
+.PHONY: demo test lint models baseline bench serve protos clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ baseline: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/rps-infer bench
+
+serve: $(STAMP)
+	$(BIN)/rps-infer serve
+
+# Regenerate the committed protobuf/gRPC modules from rps_infer/serving/protos/*.proto.
+protos: $(STAMP)
+	$(BIN)/python -m rps_infer.serving.protos.generate
 
 lint: $(STAMP)
 	$(BIN)/ruff check rps_infer tests benchmarks scripts
