@@ -80,3 +80,27 @@ def test_runner_class_slug():
     assert slug("Intel(R) Xeon(R) CPU @ 2.10GHz") == "intel-xeon-2.10ghz"
     assert slug("AMD EPYC 7B13") == "amd-epyc-7b13"
     assert runner_class().startswith(("cpu-", "gpu-"))
+
+
+def test_bench_over_grpc_writes_a_report_with_echo_and_inprocess_rows(built_zoo, tmp_path, capsys):
+    from rps_infer.serving.launch import ServerProcess, serve_command
+
+    with ServerProcess(serve_command("--policy", str(built_zoo["policy"].onnx_path),
+                                     "--value", str(built_zoo["value"].onnx_path))) as server:
+        assert main(["bench", "--target", server.target, "--api", "neural,v2", "--model", "value",
+                     "--batch-sizes", "1,8", "--concurrency", "1,2", "--duration", "0.5", "--warmup", "0.2",
+                     "--echo", "--inprocess", "--server-pid", str(server.pid), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "vs echo" in out and "cpu us/req" in out
+    (folder,) = tmp_path.iterdir()
+    data = json.loads((folder / "report.json").read_text())
+    assert data["kind"] == "grpc"
+    series = {(r["series"], r["api"], r["batch"], r["concurrency"]) for r in data["rows"]}
+    assert ("service", "v2", 8, 2) in series and ("echo", "neural", 1, 1) in series
+    assert ("inprocess", "-", 8, 1) in series
+    service = [r for r in data["rows"] if r["series"] == "service"]
+    assert all(r["requests"] > 0 and not r["errors"] for r in service)
+    assert all(r["ratio_vs_echo"] > 0 and r["server_cpu_us_per_req"] > 0 for r in service)
+    assert {r["rpc"] for r in service} == {"Predict", "BatchPredict", "ModelInfer"}
+    assert (folder / "latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| service | v2 | ModelInfer | 8 | 2 |" in (folder / "report.md").read_text()

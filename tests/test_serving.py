@@ -306,3 +306,50 @@ print(json.dumps({{"probs": list(p.probabilities), "best": p.best_move, "values"
     result = json.loads(proc.stdout)
     assert len(result["probs"]) == 9 and result["best"] == int(np.argmax(result["probs"]))
     assert len(result["values"]) == 3 and result["info"] == [81, 64, 1]
+
+
+def test_prometheus_metrics_count_requests_errors_latency_and_batches(models):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
+    with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]),
+                       "--metrics-port", str(metrics_port)) as proc, NeuralClient(proc.target) as c:
+        c.batch_predict("value", realistic_positions(5))
+        with pytest.raises(grpc.RpcError):
+            c.predict("dragon", realistic_positions(1)[0])
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    assert 'rps_infer_requests_total{api="neural",code="OK",method="BatchPredict",model="value"} 1.0' in text
+    assert 'rps_infer_errors_total{api="neural",code="NOT_FOUND",method="Predict",model="dragon"} 1.0' in text
+    assert 'rps_infer_request_seconds_count{api="neural",method="BatchPredict",model="value"} 1.0' in text
+    assert 'rps_infer_batch_rows_sum{model="value"} 5.0' in text
+    assert "rps_infer_in_flight" in text
+
+
+@pytest.mark.parametrize("backend", ["pyt", "tf"])
+def test_serve_on_framework_backends(backend):
+    """The zoo's .pt / .keras artifacts behind the same APIs, equal to in-process inference."""
+    x = realistic_positions(4, 3)
+    with ServerProcess("--backend", backend) as proc, NeuralClient(proc.target) as c, V2Client(proc.target) as v:
+        got = c.batch_predict("policy", x)
+        meta = v.metadata("policy")
+        info = c.model_info("value")
+    from rps_infer import zoo
+
+    want = _expected(zoo.load_zoo()["policy"].onnx_path, x)
+    assert compare({"output": want}, {"output": got}, "fp32")
+    assert meta.platform == {"pyt": "pytorch_libtorch", "tf": "tensorflow_savedmodel"}[backend]
+    assert info.framework.startswith({"pyt": "torch", "tf": "tensorflow"}[backend])
+
+
+def test_serve_refuses_an_unavailable_device_with_a_clear_error():
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA is available here")
+    proc = subprocess.run([sys.executable, "-m", "rps_infer.cli", "serve", "--port", "0", "--device", "cuda"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "CUDAExecutionProvider" in proc.stderr and "Traceback" not in proc.stderr
