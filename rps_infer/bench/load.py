@@ -19,7 +19,7 @@ import numpy as np
 from rps_infer.game import realistic_positions
 
 APIS = ("neural", "v2")
-STARTUP_S = 2.5  # time the client processes get to start before the load begins
+STARTUP_S = 1.5  # time the client processes get to start before the load begins (spawn + imports)
 
 
 @dataclass(frozen=True)
