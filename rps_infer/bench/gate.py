@@ -2,7 +2,8 @@
 
 Each benchmark's median is compared with the committed baseline of this runner
 class (``benchmarks/baselines/<runner-class>.json``). A case slower than its
-group's threshold is re-measured once; if it is still too slow the test fails, so
+group's threshold is re-measured (up to twice); if its best median and its best fastest
+round are both still too slow, the test fails, so
 the run ends with pytest's normal summary line and a non-zero exit. A case with
 no baseline is reported, not failed. A table (case, baseline, now, ratio,
 verdict) is printed at the end.
@@ -12,11 +13,11 @@ architecture and core count and scales it by the calibration ratio (a bare
 single-thread ``InferenceSession.run`` timed in both runs) and says so; where
 none fits, every case is reported, none failed.
 
-Thresholds per group (default in-process 35 %, gRPC 60 %) can be set in
-``pyproject.toml``::
+Thresholds per group (code defaults in-process 35 %, gRPC 60 %) are set in
+``pyproject.toml`` (this project: 50 % and 80 %, from the measured spread)::
 
     [tool.rps_infer.gate]
-    thresholds = { inprocess = 0.35, grpc = 0.60 }
+    thresholds = { inprocess = 0.50, grpc = 0.80 }
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from rps_infer.bench import machine
 # reported, never failed.
 DEFAULT_THRESHOLDS = {"inprocess": 0.35, "grpc": 0.60, "calibration": 0.35, "reference": math.inf}
 CALIBRATION_GROUP = "calibration"
+REMEASURES = 2  # extra looks a case gets before it is called a regression
 SLOWDOWN_ENV = "RPS_INFER_BENCH_SLOWDOWN"
 GATE_KEY = pytest.StashKey["Gate"]()
 
@@ -156,11 +158,10 @@ class Gate:
     def judge(self, case: str, group: str, timing: Timing, remeasure: Callable[[], Timing]) -> GateRow:
         """Verdict for one case.
 
-        A case whose median is beyond its threshold is re-measured once; it is a
-        regression only if the re-measured median is still beyond the threshold *and*
-        its fastest round is too. Host noise on shared machines moves the median (up to
-        x1.7 seen here) but leaves the fastest rounds where they were; a real slowdown
-        moves both.
+        A case beyond its threshold is re-measured (up to ``REMEASURES`` times, while it
+        still looks slow); it is a regression only if the best median *and* the best
+        fastest round are both beyond the threshold. Host noise on shared machines moves
+        medians (x2 seen here) far more than fastest rounds; a real slowdown moves both.
         """
         if group == CALIBRATION_GROUP:
             self.calibration_now[case] = timing.median
@@ -170,12 +171,19 @@ class Gate:
             row = GateRow(case, group, None, timing.median, "no baseline", note)
         else:
             factor = 1 + self.threshold(group)
-            if timing.median > expected * factor:
+            fastest = self.expected(case, fastest=True)
+
+            def looks_slow(t: Timing) -> bool:
+                return t.median > expected * factor and (fastest is None or t.fastest > fastest * factor)
+
+            looks = 0
+            while looks_slow(timing) and looks < REMEASURES:
                 again = remeasure()
                 timing = Timing(min(timing.median, again.median), min(timing.fastest, again.fastest))
-                note = f"{note}, re-measured" if note else "re-measured"
-            fastest = self.expected(case, fastest=True)
-            slow = timing.median > expected * factor and (fastest is None or timing.fastest > fastest * factor)
+                looks += 1
+            if looks:
+                note += f"{', ' if note else ''}re-measured x{looks}"
+            slow = looks_slow(timing)
             if group == CALIBRATION_GROUP and self.scaled:
                 verdict = "calibration"  # it defines the scale; it cannot regress against itself
             elif slow:
