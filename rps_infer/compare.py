@@ -32,6 +32,7 @@ class Tolerance:
     name: str
     atol: float
     rtol: float
+    min_psnr_db: float | None = None  # image outputs: also require this PSNR (peak 1.0)
 
 
 PRESETS: dict[str, Tolerance] = {
@@ -40,6 +41,11 @@ PRESETS: dict[str, Tolerance] = {
     "fp16": Tolerance("fp16", atol=1e-3, rtol=1e-2),
     "bf16": Tolerance("bf16", atol=1e-2, rtol=5e-2),
     "int8": Tolerance("int8", atol=2e-2, rtol=5e-2),
+    # Image outputs in [0, 1] (the lipsync U-Net). Reduced precision is judged by PSNR alone:
+    # elementwise bounds say little about an image whose every pixel moved a little.
+    "image-fp32": Tolerance("image-fp32", atol=1e-4, rtol=1e-3, min_psnr_db=60.0),
+    "image-fp16": Tolerance("image-fp16", atol=float("inf"), rtol=0.0, min_psnr_db=40.0),
+    "image-int8": Tolerance("image-int8", atol=float("inf"), rtol=0.0, min_psnr_db=35.0),
 }
 
 
@@ -55,6 +61,7 @@ def tolerance(spec: str | Tolerance, atol: float | None = None, rtol: float | No
         f"{spec.name}(custom)",
         spec.atol if atol is None else atol,
         spec.rtol if rtol is None else rtol,
+        spec.min_psnr_db,
     )
 
 
@@ -74,6 +81,9 @@ class OutputReport:
     failing: int  # elements outside the tolerance
     worst_index: list[int]
     top_move_agreement: float | None = None  # fraction of rows whose argmax agrees
+    psnr_db: float | None = None  # image metrics (4-D outputs): peak signal 1.0
+    snr_db: float | None = None
+    cosine: float | None = None
     passed: bool = True
 
 
@@ -115,9 +125,10 @@ class ComparisonResult:
         lines = list(self.problems)
         for o in self.outputs:
             if not o.passed:
+                psnr = "" if o.psnr_db is None else f", PSNR {o.psnr_db:.1f} dB"
                 lines.append(
                     f"output {o.name!r}: max abs error {o.max_abs:.3g} at {o.worst_index} "
-                    f"(max rel {o.max_rel:.3g}): {o.failing} element(s) outside tolerance"
+                    f"(max rel {o.max_rel:.3g}{psnr}): {o.failing} element(s) outside tolerance"
                 )
         return lines
 
@@ -135,6 +146,8 @@ class ComparisonResult:
         lines = [f"  problem: {p}" for p in self.problems]
         for o in self.outputs:
             top = "" if o.top_move_agreement is None else f", top move agrees {o.top_move_agreement:.1%}"
+            if o.psnr_db is not None:
+                top += f", PSNR {o.psnr_db:.1f} dB, SNR {o.snr_db:.1f} dB, cosine {o.cosine:.8f}"
             lines.append(
                 f"  {'ok  ' if o.passed else 'FAIL'} {o.name!r} {o.shape}: max abs {o.max_abs:.3g}, "
                 f"max rel {o.max_rel:.3g}, mean abs {o.mean_abs:.3g}, p99 abs {o.p99_abs:.3g}{top}"
@@ -199,8 +212,25 @@ def _compare_output(
         report = _report(name, diff, abs_b, extra, fails, tol)
     if b.ndim == 2 and b.shape[1] > 1 and b.shape[0] > 0:
         report.top_move_agreement = float((np.argmax(a, axis=1) == np.argmax(b, axis=1)).mean())
-    report.passed = report.failing == 0
+    if b.ndim == 4 and b.size:
+        _image_metrics(report, a, b)
+    psnr_ok = tol.min_psnr_db is None or (report.psnr_db is not None and report.psnr_db >= tol.min_psnr_db)
+    report.passed = report.failing == 0 and psnr_ok
     return report
+
+
+def _image_metrics(report: OutputReport, a: np.ndarray, b: np.ndarray) -> None:
+    """PSNR (peak 1.0: images in [0, 1]), SNR and cosine similarity of two images batches."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        err = a - b
+        mse = float(np.mean(err * err))
+        signal = float(np.mean(b * b))
+        report.psnr_db = float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+        report.snr_db = float("inf") if mse == 0 else float(10 * np.log10(signal / mse))
+        norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+        report.cosine = float(np.sum(a * b) / norms) if norms else 0.0
+    if not np.isfinite(mse):
+        report.psnr_db = report.snr_db = float("-inf")
 
 
 def _report(name: str, diff: np.ndarray, abs_b: np.ndarray, extra: np.ndarray, fails: np.ndarray,

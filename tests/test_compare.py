@@ -96,3 +96,16 @@ def test_unknown_preset_is_refused_and_presets_are_ordered_by_looseness():
     with pytest.raises(KeyError, match="unknown tolerance preset"):
         tolerance("fp8")
     assert PRESETS["fp32"].atol < PRESETS["fp16"].atol < PRESETS["int8"].atol
+
+
+def test_image_metrics_and_psnr_presets():
+    rng = np.random.default_rng(0)
+    b = rng.random((2, 3, 8, 8))
+    close = b + 1e-6
+    o = compare({"img": b}, {"img": close}, "image-fp32").outputs[0]
+    assert o.psnr_db == pytest.approx(120.0, abs=0.1) and o.cosine == pytest.approx(1.0) and o.passed
+    noisy = b + rng.normal(0, 3e-3, b.shape)  # ~50 dB: fails fp32 (60 dB), passes fp16 (40 dB)
+    r32, r16 = compare({"img": b}, {"img": noisy}, "image-fp32"), compare({"img": b}, {"img": noisy}, "image-fp16")
+    assert not r32 and r16
+    assert 45 < r16.outputs[0].psnr_db < 55 and "PSNR" in str(r16)
+    assert not compare({"img": b}, {"img": b + 0.05}, "image-int8")  # 26 dB < 35 dB
