@@ -9,8 +9,8 @@ from rps_infer.verify import compare_backends
 def test_parity(request, backends, case):
     entry = request.getfixturevalue("built_zoo")[case.model]
     backend = backends.get(case.model, case.backend)
-    reference = entry.backend("numpy")  # the manifest's reference: numpy-fp64
+    reference = entry.reference_backend()  # the manifest's reference: numpy-fp64 or torch-fp32
     report = compare_backends(reference, backend, batch_sizes=sorted({1, 3, case.batch}), tol=entry.tolerance,
-                              weights=reference.weights, generator=entry.inputs, seed=11,
+                              weights=getattr(reference, "weights", None), generator=entry.inputs, seed=11,
                               reference_label=entry.reference, candidate_label=case.id)
     assert report, str(report)

@@ -223,8 +223,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     entries = zoo.load_zoo()
     if args.models_command == "list":
         for e in entries.values():
-            print(f"{e.name:10} {e.family:8} {e.source.name:14} tolerance={e.tolerance} ci={e.ci} "
-                  f"built={e.is_built()}")
+            source = e.source.name if e.source is not None else ", ".join(f"{k}={v}" for k, v in e.params.items())
+            print(f"{e.name:10} {e.family:8} {source:14} tolerance={e.tolerance} ci={e.ci} built={e.is_built()}")
         return EXIT_OK
     selected = zoo.select(entries, args.names)
     zoo.build(selected, force=args.force, progress=lambda msg: print(f"  {msg}"))
@@ -326,7 +326,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     zoo.build(list(entries.values()), progress=lambda msg: print(f"  {msg}"))
     all_pass = True
     for e in entries.values():
-        all_pass &= _print_matrix(f"zoo model {e.name!r} ({e.source.name})", e.source, e.artifacts())
+        if e.family == "rps-mlp":
+            all_pass &= _print_matrix(f"zoo model {e.name!r} ({e.source.name})", e.source, e.artifacts())
+        else:
+            all_pass &= _print_image_parity(e)
     shared = sorted(args.shared.glob("*.model")) if args.shared.is_dir() else []
     if not shared:
         print(f"\n(skipping the Go-trained models: no .model files in {args.shared})")
@@ -340,6 +343,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("\nmax abs error between every pair on realistic positions at batch 1, 3, 64; "
           "FAIL marks a pair outside the fp32 tolerance plus the float32 rounding bound")
     return EXIT_OK if all_pass else EXIT_MISMATCH
+
+
+def _print_image_parity(entry) -> bool:
+    from rps_infer.verify import compare_backends
+
+    report = compare_backends(entry.reference_backend(), entry.backend("onnxrt-cpu"), batch_sizes=(1, 3),
+                              tol=entry.tolerance, generator=entry.inputs, reference_label="PyTorch",
+                              candidate_label="ONNX")
+    worst = min((o.psnr_db for r in report.results.values() for o in r.outputs), default=float("nan"))
+    print(f"\nzoo model {entry.name!r} ({entry.family}): ONNX vs PyTorch max abs {report.max_abs_error():.2e}, "
+          f"PSNR >= {worst:.1f} dB: {'PASS' if report else 'FAIL'}")
+    return bool(report)
 
 
 def _print_matrix(title: str, source: Path, artifacts: dict[str, Path]) -> bool:

@@ -36,6 +36,18 @@ class ModelFile:
     metadata: dict[str, str]
 
     @property
+    def family(self) -> str:
+        """``mlp`` (the RPS policy/value nets), ``unet`` (lipsync) or ``onnx`` (anything else)."""
+        if self.weights is not None:
+            return "mlp"
+        return self.metadata.get("family", "onnx")
+
+    @property
+    def tolerance(self) -> str:
+        """The tolerance preset that fits this model's outputs (``image-fp32`` for images)."""
+        return "image-fp32" if self.family == "unet" else "fp32"
+
+    @property
     def label(self) -> str:
         """E.g. ``ONNX model.onnx``."""
         return f"{FORMAT_LABELS[self.format]} {self.path.name}"
@@ -95,7 +107,10 @@ def open_model(path: str | Path, kind: Kind | None = None) -> ModelFile:
     elif fmt == "torch":
         from rps_infer.convert import pt
 
-        weights = pt.read_weights(path)
+        if pt.family(path) == "unet":
+            metadata = {"family": "unet"}
+        else:
+            weights = pt.read_weights(path)
     elif fmt == "keras":
         from rps_infer.convert import kerasfile
 

@@ -18,9 +18,11 @@ from rps_infer.errors import ModelFormatError, RpsInferError
 from rps_infer.verify import INPUT_GENERATORS, ParityReport
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FAMILIES = ("rps-mlp",)
-REFERENCES = ("numpy-fp64",)
-REQUIRED_KEYS = ("family", "source", "reference", "tolerance", "backends", "batch_sizes", "ci", "inputs")
+FAMILIES = ("rps-mlp", "unet")
+REFERENCES = ("numpy-fp64", "torch-fp32")
+REQUIRED_KEYS = ("family", "reference", "tolerance", "backends", "batch_sizes", "ci", "inputs")
+UNET_KEYS = ("width", "size", "audio", "seed")  # a seeded lipsync U-Net instead of a source file
+UNET_VALIDATION_BATCHES = (1, 3, 8)  # 64 U-Net frames take seconds in eager PyTorch
 
 
 def default_zoo_path() -> Path:
@@ -34,7 +36,7 @@ class ZooEntry:
 
     name: str
     family: str
-    source: Path
+    source: Path | None
     reference: str
     tolerance: str
     backends: tuple[str, ...]
@@ -42,6 +44,7 @@ class ZooEntry:
     ci: bool
     inputs: str
     build_dir: Path = field(compare=False)
+    params: dict = field(default_factory=dict, compare=False)  # family-specific keys (U-Net size)
 
     @property
     def onnx_path(self) -> Path:
@@ -54,7 +57,9 @@ class ZooEntry:
         return self.build_dir / self.name
 
     def artifacts(self) -> dict[str, Path]:
-        """Every artifact by role: onnx (serving), pt, keras, keras_onnx."""
+        """Every artifact by role: onnx (serving), pt, keras, keras_onnx (U-Net: onnx, pt)."""
+        if self.family == "unet":
+            return {"onnx": self.onnx_path, "pt": self.artifact_dir / "model.pt"}
         return {
             "onnx": self.onnx_path,
             "pt": self.artifact_dir / "model.pt",
@@ -71,18 +76,22 @@ class ZooEntry:
 
         name, _, device = spec.partition("-")
         artifact = {"onnxrt": "onnx", "pyt": "pt", "tf": "keras"}.get(name)
-        if name == "numpy":
+        if name == "numpy" and self.source is not None:
             return open_model(self.source).backend("numpy")
-        if artifact is None:
-            raise RpsInferError(f"unknown backend {spec!r}; expected onnxrt-*, pyt-*, tf-* or numpy")
+        if artifact is None or artifact not in self.artifacts():
+            raise RpsInferError(f"unknown backend {spec!r} for {self.name}; expected onnxrt-*, pyt-*, tf-* or numpy")
         path = self.artifacts()[artifact]
         if not path.is_file():
             raise RpsInferError(f"{self.name}: {path} is not built; run `rps-infer models build {self.name}`")
         return open_model(path).backend(name, device or "cpu", **options)
 
+    def reference_backend(self) -> Backend:
+        """What parity is judged against: the float64 numpy forward or the PyTorch fp32 model."""
+        return self.backend("numpy" if self.reference == "numpy-fp64" else "pyt-cpu")
+
     def is_built(self) -> bool:
-        """Every artifact exists and is newer than the source."""
-        source_time = self.source.stat().st_mtime
+        """Every artifact exists (and is newer than the source, where there is one)."""
+        source_time = self.source.stat().st_mtime if self.source is not None else 0.0
         return all(p.is_file() and p.stat().st_mtime >= source_time for p in self.artifacts().values())
 
 
@@ -121,11 +130,19 @@ def _entry(path: Path, name: str, table: dict, root: Path, build: Path) -> ZooEn
     need(isinstance(table["batch_sizes"], list) and table["batch_sizes"]
          and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in table["batch_sizes"]),
          "batch_sizes", "a non-empty list of positive integers")
-    source = root / table["source"]
-    need(source.is_file(), "source", f"an existing file (looked at {source})")
+    source, params = None, {}
+    if table["family"] == "unet":
+        for key in UNET_KEYS:
+            need(isinstance(table.get(key), (int, float)) and not isinstance(table.get(key), bool), key,
+                 "a number (U-Net width, size, audio, seed)")
+        params = {k: table[k] for k in UNET_KEYS}
+    else:
+        need("source" in table, "source", "a value (required key)")
+        source = root / table["source"]
+        need(source.is_file(), "source", f"an existing file (looked at {source})")
     return ZooEntry(name, table["family"], source, table["reference"], table["tolerance"],
                     tuple(table["backends"]), tuple(table["batch_sizes"]), table["ci"],
-                    table["inputs"], build)
+                    table["inputs"], build, params)
 
 
 def build_mlp_artifacts(source: Path, artifacts: dict[str, Path],
@@ -148,6 +165,26 @@ def build_mlp_artifacts(source: Path, artifacts: dict[str, Path],
     return reports
 
 
+def build_unet_artifacts(entry: ZooEntry, progress: Callable[[str], None] | None = None) -> dict[str, ParityReport]:
+    """A seeded lipsync U-Net as ``model.pt``, exported to ONNX with parity proven."""
+    from rps_infer.convert import convert, pt
+    from rps_infer.nets import unet
+    from rps_infer.util import atomic_write
+
+    p = entry.params
+    config = unet.UNetConfig(width=float(p["width"]), size=int(p["size"]), audio=int(p["audio"]))
+    artifacts = entry.artifacts()
+    if progress:
+        progress(f"{entry.name}: seeded U-Net (width {config.width}, {config.size} px) -> {artifacts['pt']}")
+    model = unet.seeded(config, int(p["seed"]))
+    atomic_write(artifacts["pt"], lambda tmp: pt.write_unet(model, tmp))
+    if progress:
+        progress(f"{entry.name}: {artifacts['pt'].name} -> {artifacts['onnx']}")
+    report = convert(artifacts["pt"], "onnx", artifacts["onnx"], batch_sizes=UNET_VALIDATION_BATCHES,
+                     tol=entry.tolerance).report
+    return {"onnx": report}
+
+
 def build(entries: list[ZooEntry], force: bool = False,
           progress: Callable[[str], None] | None = None) -> dict[str, dict[str, ParityReport]]:
     """Build the entries' artifacts (skipping up-to-date ones unless ``force``)."""
@@ -157,9 +194,10 @@ def build(entries: list[ZooEntry], force: bool = False,
             if progress:
                 progress(f"{entry.name}: up to date")
             continue
-        if entry.family != "rps-mlp":  # pragma: no cover - guarded by load_zoo
-            raise RpsInferError(f"{entry.name}: no builder for family {entry.family!r}")
-        built[entry.name] = build_mlp_artifacts(entry.source, entry.artifacts(), progress)
+        if entry.family == "unet":
+            built[entry.name] = build_unet_artifacts(entry, progress)
+        else:
+            built[entry.name] = build_mlp_artifacts(entry.source, entry.artifacts(), progress)
     return built
 
 

@@ -17,8 +17,8 @@ class TorchBackend(Backend):
     """A ``torch.nn.Module`` (or an rps_infer ``.pt`` file) run eagerly.
 
     Args:
-        source: a ``.pt`` file written by rps_infer, or a module; its input is named
-            ``input`` with the module's ``in_features`` and its output ``output``.
+        source: a ``.pt`` file written by rps_infer, or a module with ``io_specs()``
+            (the RPS MLP, the lipsync U-Net); inputs are passed in spec order.
         device: ``cpu`` or ``cuda``.
         threads: ``torch.set_num_threads`` for this process (``None`` leaves it).
         compile: wrap the module in ``torch.compile``.
@@ -54,16 +54,17 @@ class TorchBackend(Backend):
         module = module.eval().to(self.device)
         self._torch_device = torch.device(self.device)
         self.module = torch.compile(module) if self.compile else module
-        features, outputs = module.hidden.in_features, module.out.out_features
-        return (TensorSpec("input", "float32", (None, features)),), (TensorSpec("output", "float32", (None, outputs)),)
+        inputs, outputs = module.io_specs()
+        self._input_names = [s.name for s in inputs]
+        return inputs, outputs
 
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
         import torch
 
         with torch.inference_mode():
-            x = torch.from_numpy(feeds["input"]).to(self._torch_device)
+            args = [torch.from_numpy(feeds[name]).to(self._torch_device) for name in self._input_names]
             # .cpu() synchronises a CUDA device, so the call's time includes the kernel.
-            y = self.module(x).cpu().numpy()
+            y = self.module(*args).cpu().numpy()
         return {"output": y}
 
     def _deactivate_impl(self) -> None:

@@ -58,7 +58,7 @@ def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], 
           budget_s: float = 0.5, progress: Callable[[str], None] | None = None) -> SweepResult:
     """Check parity, then time ``infer`` for every backend x batch size."""
     result = SweepResult(entry.name, threads)
-    reference = entry.backend("numpy")
+    reference = entry.reference_backend()
     total, done = len(backends) * len(batch_sizes), 0
     for spec in backends:
         try:
@@ -73,7 +73,7 @@ def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], 
             if progress:
                 progress(f"[{done}/{total}] {spec} batch {batch}")
             parity = compare_backends(reference, backend, batch_sizes=(batch,), tol=entry.tolerance,
-                                      weights=reference.weights, generator=entry.inputs)
+                                      weights=getattr(reference, "weights", None), generator=entry.inputs)
             if not parity:
                 result.skipped[f"{spec} b{batch}"] = f"parity FAILED, not timed: {parity.failures()[0]}"
                 continue

@@ -42,20 +42,23 @@ def convert(
     opset: int | None = None,
     kind: Kind | None = None,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-    tol: str = "fp32",
+    tol: str | None = None,
 ) -> Conversion:
     """Convert ``source`` to format ``to`` (onnx, torch, keras, gojson) at ``out``.
 
     ``out`` defaults to the source path with the target's suffix. ``exporter`` and
     ``opset`` apply to PyTorch -> ONNX (``dynamo`` or ``legacy``) and ``opset`` to
-    Keras -> ONNX. Raises :class:`ParityError` (nothing written) when the result
-    does not compute the same function.
+    Keras -> ONNX. ``tol`` defaults to the source's preset (``fp32``; ``image-fp32`` for
+    the U-Net). Raises :class:`ParityError` (nothing written) when the result does not
+    compute the same function.
     """
     src = source if isinstance(source, ModelFile) else open_model(source, kind)
     if to not in TARGETS:
         raise UnsupportedModelError(f"unknown target {to!r}; choose one of {', '.join(TARGETS)}")
-    if src.weights is None:
-        raise UnsupportedModelError(f"{src.label}: only Go JSON, .pt and .keras MLPs can be converted")
+    if src.weights is None and not (src.family == "unet" and to == "onnx"):
+        raise UnsupportedModelError(f"{src.label}: only Go JSON, .pt and .keras MLPs (and a .pt U-Net to ONNX) "
+                                    "can be converted")
+    tol = tol or src.tolerance
     out = Path(out) if out is not None else src.path.with_suffix(TARGETS[to])
     if out.suffix != TARGETS[to]:
         raise UnsupportedModelError(f"output {out} must end in {TARGETS[to]} for --to {to}")
@@ -79,8 +82,9 @@ def convert(
 
 def _write(src: ModelFile, to: str, path: Path, exporter: str, opset: int | None) -> None:
     weights = src.weights
-    meta = {"kind": weights.kind, "source": src.path.name,
-            "sizes": f"{weights.input_size},{weights.hidden_size},{weights.output_size}"}
+    meta = {"source": src.path.name, "family": src.family}
+    if weights is not None:
+        meta |= {"kind": weights.kind, "sizes": f"{weights.input_size},{weights.hidden_size},{weights.output_size}"}
     if to == "torch":
         from rps_infer.convert import pt
 

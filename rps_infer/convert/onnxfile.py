@@ -25,22 +25,24 @@ METADATA_PREFIX = "rps_infer."
 
 def export_torch(module, path: str | Path, *, exporter: str = "dynamo", opset: int | None = None,
                  metadata: dict[str, str] | None = None) -> None:
-    """Export a module with one ``[batch, features]`` input to a single self-contained file."""
+    """Export a module with ``io_specs()`` (dynamic batch) to a single self-contained file."""
     import torch
 
     if exporter not in EXPORTERS:
         raise UnsupportedModelError(f"unknown exporter {exporter!r}; choose one of {EXPORTERS}")
     opset = opset or DEFAULT_OPSET
-    example = (torch.zeros(2, module.hidden.in_features),)
-    common = {"input_names": ["input"], "output_names": ["output"], "opset_version": opset}
+    inputs, outputs = module.io_specs()
+    example = tuple(torch.rand(2, *s.shape[1:]) for s in inputs)
+    names = [s.name for s in inputs]
+    common = {"input_names": names, "output_names": [s.name for s in outputs], "opset_version": opset}
     with quiet_exporter(), torch.inference_mode(False):
         if exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1)
             torch.onnx.export(module, example, str(path), dynamo=True, external_data=False,
-                              dynamic_shapes=({0: batch},), verbose=False, **common)
+                              dynamic_shapes=tuple({0: batch} for _ in inputs), verbose=False, **common)
         else:
-            torch.onnx.export(module, example, str(path), dynamo=False,
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, **common)
+            axes = {n: {0: "batch"} for n in [*names, *common["output_names"]]}
+            torch.onnx.export(module, example, str(path), dynamo=False, dynamic_axes=axes, **common)
     sidecar = Path(f"{path}.data")
     if sidecar.exists():  # a large model would need external data; ours must be one file
         sidecar.unlink()
@@ -73,6 +75,8 @@ def quiet_exporter() -> Iterator[None]:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            # Several inputs sharing one batch Dim: the exporter notes it keeps one name.
+            warnings.filterwarnings("ignore", message=".*will not be used, since it shares", category=UserWarning)
             yield
     finally:
         logger.setLevel(level)
@@ -92,20 +96,16 @@ def finish(path: str | Path, metadata: dict[str, str]) -> None:
 
 
 def normalise_interface(model: onnx.ModelProto) -> None:
-    """Rename a one-input, one-output graph to ``input`` -> ``output`` with dim 0 ``batch``.
-
-    Keras names its output ``Identity:0`` and its batch dimension ``unk__N``.
-    """
+    """Name every symbolic first dimension ``batch``; rename a one-input, one-output graph
+    to ``input`` -> ``output`` (Keras names its output ``Identity:0`` and its batch dim
+    ``unk__N``). Graphs with several inputs keep the names their exporter was given."""
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
-    if len(inputs) != 1 or len(graph.output) != 1:
-        raise UnsupportedModelError(
-            f"expected one input and one output, got {[i.name for i in inputs]} -> "
-            f"{[o.name for o in graph.output]}"
-        )
-    for value, new in ((inputs[0], "input"), (graph.output[0], "output")):
-        _rename_value(graph, value.name, new)
+    if len(inputs) == 1 and len(graph.output) == 1:
+        _rename_value(graph, inputs[0].name, "input")
+        _rename_value(graph, graph.output[0].name, "output")
+    for value in [*inputs, *graph.output]:
         dims = value.type.tensor_type.shape.dim
         if dims and not dims[0].HasField("dim_value"):
             dims[0].dim_param = "batch"

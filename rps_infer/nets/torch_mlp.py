@@ -18,6 +18,13 @@ class TorchMLP(nn.Module):
         self.hidden = nn.Linear(input_size, hidden_size)
         self.out = nn.Linear(hidden_size, output_size)
 
+    def io_specs(self):
+        """(input specs, output specs) as rps_infer TensorSpecs; batch is dynamic."""
+        from rps_infer.backends.base import TensorSpec
+
+        return ((TensorSpec("input", "float32", (None, self.hidden.in_features)),),
+                (TensorSpec("output", "float32", (None, self.out.out_features)),))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Probabilities [B, outputs] for a policy, values [B, 1] for a value net."""
         logits = self.out(torch.relu(self.hidden(x)))

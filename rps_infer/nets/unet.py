@@ -91,6 +91,15 @@ class LipsyncUNet(nn.Module):
                                  pair(c1 + c1, config.channels(16))])
         self.out = nn.Conv2d(config.channels(16), 3, 1)
 
+    def io_specs(self):
+        """(input specs, output specs) as rps_infer TensorSpecs; batch is dynamic."""
+        from rps_infer.backends.base import TensorSpec
+
+        c = self.config
+        return ((TensorSpec("image", "float32", (None, 6, c.size, c.size)),
+                 TensorSpec("audio", "float32", (None, AUDIO_CHANNELS, c.audio, c.audio))),
+                (TensorSpec("output", "float32", (None, 3, c.size, c.size)),))
+
     def forward(self, image: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """See the class docstring."""
         skips = [self.inc(image)]
@@ -128,4 +137,24 @@ def seeded(config: UNetConfig, seed: int = 0) -> LipsyncUNet:
                 m.bias.copy_(0.1 * torch.randn(n, generator=generator))
                 m.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
                 m.running_var.copy_(torch.rand(n, generator=generator) * 0.5 + 0.75)
-    return model.eval()
+    model.eval()
+    _calibrate_output(model, generator)
+    return model
+
+
+def _calibrate_output(model: LipsyncUNet, generator: torch.Generator) -> None:
+    """Rescale the last 1x1 convolution so the pre-sigmoid logits have mean 0 and std 1.5 on
+    random inputs: random deep weights otherwise saturate most pixels at 0 or 1, where any
+    export, right or wrong, agrees."""
+    c = model.config
+    image = torch.rand((2, 6, c.size, c.size), generator=generator)
+    audio = torch.rand((2, AUDIO_CHANNELS, c.audio, c.audio), generator=generator)
+    with torch.no_grad():
+        captured = {}
+        hook = model.out.register_forward_hook(lambda mod, args, out: captured.setdefault("logits", out))
+        model(image, audio)
+        hook.remove()
+        logits = captured["logits"]
+        scale = 1.5 / float(logits.std())
+        model.out.weight.mul_(scale)
+        model.out.bias.mul_(scale).sub_(float(logits.mean()) * scale)

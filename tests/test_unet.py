@@ -1,0 +1,41 @@
+"""The lipsync U-Net: its size, its configuration rules, and verify catching a broken export."""
+
+import pytest
+import torch
+
+from rps_infer.cli import main
+from rps_infer.convert import onnxfile, pt
+from rps_infer.nets.unet import LipsyncUNet, UNetConfig, parameter_count, seeded
+
+
+def test_full_size_model_has_exactly_12_186_935_parameters():
+    assert parameter_count(LipsyncUNet(UNetConfig(width=1.0, size=320, audio=16))) == 12_186_935
+
+
+def test_ci_variant_runs_and_keeps_the_image_size():
+    model = seeded(UNetConfig(width=0.125, size=128, audio=4))
+    with torch.inference_mode():
+        out = model(torch.rand(2, 6, 128, 128), torch.rand(2, 32, 4, 4))
+    assert out.shape == (2, 3, 128, 128) and float(out.min()) > 0 and float(out.max()) < 1
+    assert min(m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)) >= 3
+
+
+@pytest.mark.parametrize(("size", "audio"), [(320, 4), (128, 16), (100, 4)])
+def test_image_and_audio_must_meet_at_the_bottleneck(size, audio):
+    with pytest.raises(ValueError, match="bottleneck"):
+        LipsyncUNet(UNetConfig(width=0.125, size=size, audio=audio))
+
+
+def test_verify_proves_the_unet_export_and_rejects_a_bn_folding_bug(built_zoo, tmp_path, capsys):
+    entry = built_zoo["unet-ci"]
+    source, export = entry.artifacts()["pt"], entry.onnx_path
+    assert main(["verify", str(source), str(export), "--tolerance", "image-fp32", "--batch-sizes", "1,2"]) == 0
+    assert "PSNR" in capsys.readouterr().out
+    broken = pt.read_module(source)
+    bn = next(m for m in broken.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with torch.no_grad():
+        bn.running_var.fill_(1.0)  # as if an exporter folded BN with identity statistics
+    onnxfile.export_torch(broken, tmp_path / "broken.onnx")
+    assert main(["verify", str(source), str(tmp_path / "broken.onnx"), "--tolerance", "image-fp32",
+                 "--batch-sizes", "1"]) == 1
+    assert "PSNR" in capsys.readouterr().err
