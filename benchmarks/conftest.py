@@ -122,9 +122,10 @@ def backends(request: pytest.FixtureRequest, built_zoo):
 
 
 @pytest.fixture(scope="session")
-def built_zoo():
-    """The zoo's CI models built into models/build/ (skipped when up to date)."""
-    zoo.build([e for e in ZOO.values() if e.ci])
+def built_zoo(request: pytest.FixtureRequest):
+    """The zoo's CI models (all with --all-models) built into models/build/ (skipped when up to date)."""
+    everything = request.config.getoption("--all-models")
+    zoo.build([e for e in ZOO.values() if e.ci or everything])
     return ZOO
 
 
@@ -171,3 +172,6 @@ def run_case(benchmark, request: pytest.FixtureRequest, fn, *, group: str, batch
             pytest.fail(f"latency regression: {benchmark.name} median {row.now * 1e6:.1f}us vs baseline "
                         f"{row.baseline * 1e6:.1f}us (x{row.ratio:.2f}, limit x{1 + gate.threshold(group):.2f})",
                         pytrace=False)
+        problems = gate.check_relations(benchmark.name)
+        if problems:
+            pytest.fail("required speed-up missing: " + "; ".join(problems), pytrace=False)

@@ -37,9 +37,10 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture(scope="session")
 def built_zoo(tmp_path_factory):
-    """The zoo's entries built into a temp dir (shared by the whole session)."""
+    """The zoo's CI entries built into a temp dir (shared by the whole session)."""
     from rps_infer import zoo
 
     entries = zoo.load_zoo(build_dir=tmp_path_factory.mktemp("zoo-build"))
+    entries = {name: e for name, e in entries.items() if e.ci}
     zoo.build(list(entries.values()))
     return entries

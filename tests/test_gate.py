@@ -139,3 +139,27 @@ def test_gate_fails_an_injected_slowdown_with_a_summary_line(fresh_baseline):
     last = run.stdout.strip().splitlines()[-1]
     assert "failed" in last and "passed" in last  # pytest's normal summary line, no traceback
     assert "Traceback" not in run.stdout
+
+
+def test_relations_require_the_speed_up_once_both_cases_are_measured(tmp_path):
+    _write_baseline(tmp_path / "r.json", "r", {})
+    rule = {"faster": "ort", "than": "eager", "by": 2.0}
+    gate = Gate("r", tmp_path, THRESHOLDS, relations=[rule])
+    gate.judge("ort", "inprocess", Timing(3e-3, 2e-3), _never)
+    assert gate.check_relations("ort") == []  # eager not measured yet: nothing to judge
+    gate.judge("eager", "inprocess", Timing(5e-3, 4e-3), _never)
+    problems = gate.check_relations("eager")
+    assert problems and "1.67x faster" in problems[0] and "required 2x" in problems[0]
+    fine = Gate("r", tmp_path, THRESHOLDS, relations=[rule])
+    fine.judge("ort", "inprocess", Timing(3e-3, 2e-3), _never)
+    fine.judge("eager", "inprocess", Timing(19e-3, 13e-3), _never)
+    assert fine.check_relations("eager") == [] and "6.33x faster" in "\n".join(fine.table())
+
+
+def test_the_project_requires_onnx_runtime_to_beat_eager_on_the_unet():
+    from rps_infer.bench.gate import load_relations
+
+    rules = load_relations(REPO)
+    want = {"test_latency[unet-ci-onnxrt-cpu-b1]", "test_latency[unet-ci-onnxrt-cpu-b8]"}
+    assert {r["faster"] for r in rules} == want
+    assert all(r["by"] == 2.0 for r in rules)

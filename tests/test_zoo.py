@@ -10,7 +10,8 @@ from rps_infer.errors import ModelFormatError, ProviderUnavailableError, RpsInfe
 from rps_infer.verify import compare_backends
 
 ZOO = zoo.load_zoo()
-CASES = [(name, spec) for name, entry in ZOO.items() for spec in entry.backends]
+# Models with ci = false (unet-full) are built and checked on demand, not in every run.
+CASES = [(name, spec) for name, entry in ZOO.items() if entry.ci for spec in entry.backends]
 BATCHES = (1, 3, 64)
 
 
@@ -27,7 +28,7 @@ def test_every_zoo_model_and_backend_has_a_runnable_parity_case():
     from rps_infer.backends import onnxrt, pyt, tf
 
     devices = {"onnxrt": tuple(onnxrt.DEVICE_PROVIDERS), "pyt": pyt.DEVICES, "tf": tf.DEVICES}
-    assert {name for name, _ in CASES} == set(ZOO)
+    assert {name for name, _ in CASES} == {name for name, e in ZOO.items() if e.ci}
     for name, spec in CASES:
         backend, _, device = spec.partition("-")
         assert device in devices.get(backend, ()), f"{name}: backend {spec!r} is not implemented"

@@ -103,9 +103,12 @@ class Gate:
     """Judges each case against its baseline; holds the rows of the final table."""
 
     def __init__(self, runner_class: str, baseline_dir: Path, thresholds: dict[str, float],
-                 baseline_file: Path | None = None) -> None:
+                 baseline_file: Path | None = None, relations: list[dict] | None = None) -> None:
         self.runner_class = runner_class
         self.thresholds = thresholds
+        self.relations = relations or []
+        self.relation_lines: list[str] = []
+        self.medians: dict[str, float] = {}
         self.rows: list[GateRow] = []
         self.baseline: Baseline | None = None
         self.scaled = False  # baseline from another runner class of the same kind
@@ -194,7 +197,27 @@ class Gate:
                     note += f"{', ' if note else ''}noise: fastest round within limit"
             row = GateRow(case, group, expected, timing.median, verdict, note)
         self.rows.append(row)
+        self.medians[case] = row.now
         return row
+
+    def check_relations(self, case: str) -> list[str]:
+        """Speed-ups that ``case`` completes: "faster x by <= than", both medians of this run.
+
+        Returns a message per violated relation (empty when all hold). Relations whose
+        other case was not measured (skipped, deselected) are not judged.
+        """
+        problems = []
+        for rule in self.relations:
+            faster, than, by = rule["faster"], rule["than"], float(rule["by"])
+            if case not in (faster, than) or faster not in self.medians or than not in self.medians:
+                continue
+            ratio = self.medians[than] / self.medians[faster]
+            verdict = "ok" if ratio >= by else "TOO SLOW"
+            line = f"{faster} is {ratio:.2f}x faster than {than} (required {by:g}x): {verdict}"
+            self.relation_lines.append(line)
+            if verdict != "ok":
+                problems.append(line)
+        return problems
 
     def table(self) -> list[str]:
         """The gate's table, one row per judged case."""
@@ -207,6 +230,7 @@ class Gate:
             note = f"  [{r.note}]" if r.note else ""
             lines.append(f"{r.case[:58]:58} {r.group:11} {base:>10} {_us(r.now):>10} {ratio:>6}  "
                          f"{r.verdict}{limit}{note}")
+        lines += [f"relation: {line}" for line in self.relation_lines]
         return lines
 
 
@@ -214,14 +238,21 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.1f}us" if seconds < 1e-2 else f"{seconds * 1e3:.2f}ms"
 
 
+def _gate_config(rootdir: Path) -> dict:
+    pyproject = rootdir / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    return tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("rps_infer", {}).get("gate", {})
+
+
 def load_thresholds(rootdir: Path) -> dict[str, float]:
     """Defaults updated from ``[tool.rps_infer.gate] thresholds`` in pyproject.toml."""
-    thresholds = dict(DEFAULT_THRESHOLDS)
-    pyproject = rootdir / "pyproject.toml"
-    if pyproject.is_file():
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        thresholds.update(data.get("tool", {}).get("rps_infer", {}).get("gate", {}).get("thresholds", {}))
-    return thresholds
+    return {**DEFAULT_THRESHOLDS, **_gate_config(rootdir).get("thresholds", {})}
+
+
+def load_relations(rootdir: Path) -> list[dict]:
+    """``[tool.rps_infer.gate] relations``: speed-ups the suite must show."""
+    return list(_gate_config(rootdir).get("relations", []))
 
 
 # -- pytest hooks ------------------------------------------------------------------------
@@ -242,7 +273,7 @@ def pytest_configure(config: pytest.Config) -> None:
     runner = config.getoption("--runner-class") or machine.runner_class()
     root = Path(config.rootpath)
     config.stash[GATE_KEY] = Gate(runner, root / "benchmarks" / "baselines", load_thresholds(root),
-                                  config.getoption("--gate-baseline"))
+                                  config.getoption("--gate-baseline"), load_relations(root))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
