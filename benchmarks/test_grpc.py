@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import run_case
-from rps_infer.bench.load import LoadSpec, make_call
+from rps_infer.bench.load import LoadSpec, make_call, payload
 from rps_infer.client import decode_response
 from rps_infer.compare import compare
-from rps_infer.game import realistic_positions
 from rps_infer.serving.launch import ServerProcess, echo_command, serve_command
 from rps_infer.serving.protos import neural_pb2
 
-CASES = [("neural", "policy", 1), ("neural", "value", 64), ("v2", "policy", 1), ("v2", "value", 64)]
+# unet-ci b1: one 6x128x128 frame + audio (400 kB) in, 3x128x128 out: the transport cost of a frame.
+CASES = [("neural", "policy", 1), ("neural", "value", 64), ("v2", "policy", 1), ("v2", "value", 64),
+         ("v2", "unet-ci", 1)]
 IDS = [f"{api}-{LoadSpec('', api, model, batch, 1, 0).rpc}-{model}-b{batch}" for api, model, batch in CASES]
 
 
@@ -29,7 +30,8 @@ def servers(built_zoo):
     """The service on the zoo's ONNX models, and the echo server."""
     zoo = built_zoo
     with ServerProcess(serve_command("--policy", str(zoo["policy"].onnx_path), "--value",
-                                     str(zoo["value"].onnx_path))) as service, \
+                                     str(zoo["value"].onnx_path), "--model",
+                                     f"unet-ci={zoo['unet-ci'].onnx_path}")) as service, \
             ServerProcess(echo_command()) as echo:
         yield {"service": service, "echo": echo}
 
@@ -52,10 +54,9 @@ def test_grpc(benchmark, request, servers, built_zoo, api, model, batch, target)
     try:
         answer = call(message, timeout=30)
         if target == "service":
-            backend = built_zoo[model].backend("onnxrt-cpu")
-            x = realistic_positions(batch, seed=batch)  # the payload make_call sends
-            want = backend.infer({"input": x})["output"]
-            assert compare({"output": want}, {"output": _outputs(api, batch, answer)}, "fp32")
+            entry = built_zoo[model]
+            want = entry.backend("onnxrt-cpu").infer(payload(model, batch))["output"]
+            assert compare({"output": want}, {"output": _outputs(api, batch, answer)}, entry.tolerance)
         run_case(benchmark, request, lambda: call(message, timeout=30),
                  group="grpc" if target == "service" else "reference", batch=batch,
                  extra_info={"backend": f"grpc-{target}", "api": api, "rpc": spec.rpc, "model": model})

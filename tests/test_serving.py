@@ -353,3 +353,18 @@ def test_serve_refuses_an_unavailable_device_with_a_clear_error():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "CUDAExecutionProvider" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unet_frames_travel_as_raw_bytes_over_v2(built_zoo):
+    from rps_infer.bench.load import payload
+
+    entry = built_zoo["unet-ci"]
+    frames = payload("unet-ci", 8)  # 8 frames of 6x128x128 and their audio
+    with ServerProcess("--policy", str(built_zoo["policy"].onnx_path), "--value", str(built_zoo["value"].onnx_path),
+                       "--model", f"unet-ci={entry.onnx_path}") as proc, V2Client(proc.target) as c:
+        meta = c.metadata("unet-ci")
+        got = c.infer("unet-ci", frames)["output"]
+    assert [t.name for t in meta.inputs] == ["image", "audio"] and list(meta.outputs[0].shape) == [-1, 3, 128, 128]
+    want = entry.backend("onnxrt-cpu").infer(frames)["output"]
+    assert got.shape == (8, 3, 128, 128)
+    assert compare({"output": want}, {"output": got}, "image-fp32")

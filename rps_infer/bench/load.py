@@ -64,6 +64,20 @@ class LoadResult:
                 else None}
 
 
+def payload(model: str, batch: int) -> dict[str, np.ndarray]:
+    """The inputs a client sends: realistic positions for the RPS models, seeded uniform
+    images and audio for a zoo U-Net (``unet-ci``, ``unet-full``)."""
+    if model.startswith("unet"):
+        from rps_infer import zoo
+        from rps_infer.nets.unet import AUDIO_CHANNELS
+
+        p = zoo.load_zoo()[model].params
+        rng = np.random.default_rng(batch)
+        return {"image": rng.random((batch, 6, p["size"], p["size"]), np.float32),
+                "audio": rng.random((batch, AUDIO_CHANNELS, p["audio"], p["audio"]), np.float32)}
+    return {"input": realistic_positions(batch, seed=batch)}
+
+
 def make_call(spec: LoadSpec):
     """A stub method and the request it sends, built once (payload identical for echo and service)."""
     import grpc
@@ -71,13 +85,14 @@ def make_call(spec: LoadSpec):
     from rps_infer.client import infer_request
     from rps_infer.serving.protos import neural_pb2, neural_pb2_grpc, predict_v2_pb2_grpc
 
-    x = realistic_positions(spec.batch, seed=spec.batch)
+    inputs = payload(spec.model, spec.batch)
     channel = grpc.insecure_channel(spec.target, options=[("grpc.use_local_subchannel_pool", 1),
                                                           ("grpc.max_receive_message_length", 1 << 26),
                                                           ("grpc.max_send_message_length", 1 << 26)])
     if spec.api == "v2":
         stub = predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
-        return stub.ModelInfer, infer_request(spec.model, {"input": x}, raw=True), channel
+        return stub.ModelInfer, infer_request(spec.model, inputs, raw=True), channel
+    x = inputs["input"]
     stub = neural_pb2_grpc.NeuralServiceStub(channel)
     if spec.batch == 1:
         return stub.Predict, neural_pb2.PredictRequest(features=x[0].tolist(), model_type=spec.model), channel

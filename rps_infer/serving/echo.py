@@ -3,7 +3,8 @@
 It speaks the same two APIs with the same payloads and server options as
 ``rps-infer serve`` and does no inference: Predict answers 9 fixed probabilities
 (policy) or a value; BatchPredict one response per input; ModelInfer a raw FP32
-tensor of the model's output size (9 or 1 columns per row). Everything the service
+tensor of the model's output size (9 or 1 columns per row; for an image input
+[N, C, H, W], an [N, 3, H, W] image as the U-Net answers). Everything the service
 does beyond this (decoding to numpy, validation, inference, encoding) is its overhead.
 
     python -m rps_infer.serving.echo [--port 0] [--threads 16]
@@ -48,11 +49,14 @@ def build_echo_server(host: str, port: int, threads: int = 16, max_message_mb: i
             return predict_v2_pb2.ServerLiveResponse(live=True)
 
         def ModelInfer(self, request, context):  # noqa: N802
-            rows = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 1
-            columns = OUTPUT_COLUMNS.get(request.model_name, 9)
+            first = list(request.inputs[0].shape) if request.inputs else [1]
+            if len(first) == 4:  # an image model: an image of 3 channels back
+                shape = [first[0], 3, first[2], first[3]]
+            else:
+                shape = [first[0], OUTPUT_COLUMNS.get(request.model_name, 9)]
             response = predict_v2_pb2.ModelInferResponse(model_name=request.model_name, id=request.id)
-            response.outputs.add(name="output", datatype="FP32", shape=[rows, columns])
-            response.raw_output_contents.append(np.zeros((rows, columns), np.float32).tobytes())
+            response.outputs.add(name="output", datatype="FP32", shape=shape)
+            response.raw_output_contents.append(np.zeros(shape, np.float32).tobytes())
             return response
 
     limit = max_message_mb * 1024 * 1024
