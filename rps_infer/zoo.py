@@ -90,8 +90,10 @@ class ZooEntry:
         return self.backend("numpy" if self.reference == "numpy-fp64" else "pyt-cpu")
 
     def is_built(self) -> bool:
-        """Every artifact exists (and is newer than the source, where there is one)."""
-        source_time = self.source.stat().st_mtime if self.source is not None else 0.0
+        """Every artifact exists and is newer than what defines the model (the Go JSON source;
+        for a seeded U-Net the module that seeds it)."""
+        definition = self.source if self.source is not None else Path(__file__).parent / "nets" / "unet.py"
+        source_time = definition.stat().st_mtime
         return all(p.is_file() and p.stat().st_mtime >= source_time for p in self.artifacts().values())
 
 

@@ -153,5 +153,5 @@ def test_importing_the_package_imports_neither_torch_nor_tensorflow(code):
 def test_help_is_fast_and_lists_the_commands():
     proc = subprocess.run([RPS_INFER, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
-    for command in ("convert", "verify", "info", "models", "bench", "serve", "demo"):
+    for command in ("convert", "quantize", "verify", "info", "models", "bench", "serve", "demo"):
         assert command in proc.stdout

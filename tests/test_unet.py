@@ -39,3 +39,12 @@ def test_verify_proves_the_unet_export_and_rejects_a_bn_folding_bug(built_zoo, t
     assert main(["verify", str(source), str(tmp_path / "broken.onnx"), "--tolerance", "image-fp32",
                  "--batch-sizes", "1"]) == 1
     assert "PSNR" in capsys.readouterr().err
+
+
+def test_cpu_int8_quantization_keeps_psnr_above_35_db(built_zoo, tmp_path):
+    from rps_infer.convert.quantize import quantize_int8
+
+    entry = built_zoo["unet-ci"]
+    report = quantize_int8(entry.onnx_path, tmp_path / "unet-int8.onnx", generator="uniform")
+    psnr = min(o.psnr_db for r in report.results.values() for o in r.outputs)
+    assert report and psnr >= 35.0 and (tmp_path / "unet-int8.onnx").is_file()

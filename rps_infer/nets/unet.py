@@ -16,6 +16,7 @@ from torch.nn import functional as F  # noqa: N812 - the usual name
 
 CHANNELS = (32, 64, 128, 256, 512)
 AUDIO_CHANNELS = 32
+RESIDUAL_BRANCH_SCALE = 0.1  # seeded weights: the projection conv of every IR block
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,12 @@ def seeded(config: UNetConfig, seed: int = 0) -> LipsyncUNet:
                 m.bias.copy_(0.1 * torch.randn(n, generator=generator))
                 m.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
                 m.running_var.copy_(torch.rand(n, generator=generator) * 0.5 + 0.75)
+        # Trained residual nets keep their branches small; random full-size branches make the
+        # net chaotic, amplifying any perturbation (INT8 rounding gave 15-18 dB PSNR with
+        # them, 45 dB with branches scaled by 0.1).
+        for block in model.modules():
+            if isinstance(block, IR):
+                block.body[6].weight.mul_(RESIDUAL_BRANCH_SCALE)
     model.eval()
     _calibrate_output(model, generator)
     return model
