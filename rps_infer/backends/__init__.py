@@ -1,10 +1,73 @@
 """Backends: one interface (:class:`~rps_infer.backends.base.Backend`), several runtimes.
 
 Backend modules import their framework lazily, so importing this package is cheap.
+
+A backend is named everywhere (zoo manifest, ``--backends``, benchmark ids) by a spec
+``<backend>-<device>[:variant...]``: ``onnxrt-cpu``, ``onnxrt-tensorrt:int8``,
+``onnxrt-cuda:iobinding``, ``pyt-cpu:channels_last``, ``pyt-cuda:fp16:compile``.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 from rps_infer.backends.base import Backend, TensorSpec
+from rps_infer.errors import RpsInferError
 
 BACKEND_NAMES = ("onnxrt", "pyt", "tf", "numpy")
 
-__all__ = ["BACKEND_NAMES", "Backend", "TensorSpec"]
+# variant -> backend constructor option, per backend
+VARIANTS: dict[str, dict[str, tuple[str, object]]] = {
+    "onnxrt": {"fp16": ("precision", "fp16"), "int8": ("precision", "int8"), "iobinding": ("io_binding", True)},
+    "pyt": {"fp16": ("precision", "fp16"), "bf16": ("precision", "bf16"), "compile": ("compile", True),
+            "channels_last": ("channels_last", True)},
+}
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A parsed ``<backend>-<device>[:variant...]``."""
+
+    backend: str
+    device: str
+    variants: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> BackendSpec:
+        """Parse and validate a spec; :class:`RpsInferError` says what is wrong."""
+        head, *variants = text.split(":")
+        backend, _, device = head.partition("-")
+        if backend not in BACKEND_NAMES:
+            raise RpsInferError(f"backend spec {text!r}: backend must be one of {BACKEND_NAMES}")
+        known = VARIANTS.get(backend, {})
+        unknown = [v for v in variants if v not in known]
+        if unknown:
+            raise RpsInferError(f"backend spec {text!r}: unknown variant(s) {unknown}; "
+                                f"{backend} takes {sorted(known) or 'none'}")
+        precisions = [v for v in variants if known[v][0] == "precision"]
+        if len(precisions) > 1:
+            raise RpsInferError(f"backend spec {text!r}: one precision at most, got {precisions}")
+        return cls(backend, device or "cpu", tuple(variants))
+
+    def options(self) -> dict[str, object]:
+        """The backend constructor options the variants stand for."""
+        return dict(VARIANTS.get(self.backend, {})[v] for v in self.variants)
+
+    @property
+    def precision(self) -> str:
+        """``fp32`` unless a variant lowers it."""
+        return str(self.options().get("precision", "fp32"))
+
+    def with_precision(self, precision: str) -> BackendSpec:
+        """This spec at ``precision`` (ONNX Runtime specs only: other backends are returned unchanged)."""
+        if self.backend != "onnxrt" or precision == "fp32" or precision in self.variants:
+            return self
+        if precision not in VARIANTS["onnxrt"]:
+            raise RpsInferError(f"onnxrt has no precision {precision!r}; choose fp32, fp16 or int8")
+        return BackendSpec(self.backend, self.device, (*self.variants, precision))
+
+    def __str__(self) -> str:
+        return ":".join((f"{self.backend}-{self.device}", *self.variants))
+
+
+__all__ = ["BACKEND_NAMES", "Backend", "BackendSpec", "TensorSpec"]

@@ -1,4 +1,6 @@
-"""PyTorch eager backend (optionally ``torch.compile``), cpu or cuda, under inference_mode."""
+"""PyTorch backend, cpu or cuda, under inference_mode: eager by default, optionally
+``torch.compile``, channels_last memory format and fp16/bf16 autocast, so ONNX Runtime
+is compared with PyTorch at its best as well as with plain eager."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from rps_infer.backends.base import Backend, Feeds, TensorSpec
+from rps_infer.convert.precision import TORCH_PRECISIONS
 from rps_infer.errors import ProviderUnavailableError
 
 DEVICES = ("cpu", "cuda")
@@ -21,19 +24,25 @@ class TorchBackend(Backend):
             (the RPS MLP, the lipsync U-Net); inputs are passed in spec order.
         device: ``cpu`` or ``cuda``.
         threads: ``torch.set_num_threads`` for this process (``None`` leaves it).
-        compile: wrap the module in ``torch.compile``.
+        compile: wrap the module in ``torch.compile`` (inductor; compiles on the first calls).
+        channels_last: store weights and 4-D inputs NHWC (faster convolutions on many CPUs/GPUs).
+        precision: ``fp32``, or ``fp16`` / ``bf16`` autocast.
     """
 
     name = "pyt"
 
     def __init__(self, source: Any, device: str = "cpu", *, threads: int | None = None,
-                 compile: bool = False) -> None:
+                 compile: bool = False, channels_last: bool = False, precision: str = "fp32") -> None:
         if device not in DEVICES:
             raise ProviderUnavailableError(f"unknown pyt device {device!r}; choose one of {DEVICES}")
+        if precision not in TORCH_PRECISIONS:
+            raise ValueError(f"pyt precision must be one of {TORCH_PRECISIONS}, got {precision!r}")
         super().__init__(device)
         self.source = source
         self.threads = threads
         self.compile = compile
+        self.channels_last = channels_last
+        self.precision = precision
         self.module = None
 
     def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -52,20 +61,33 @@ class TorchBackend(Backend):
         else:
             module = self.source
         module = module.eval().to(self.device)
+        self._memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        module = module.to(memory_format=self._memory_format)
         self._torch_device = torch.device(self.device)
+        self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
         self.module = torch.compile(module) if self.compile else module
         inputs, outputs = module.io_specs()
         self._input_names = [s.name for s in inputs]
         return inputs, outputs
 
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        import contextlib
+
         import torch
 
-        with torch.inference_mode():
-            args = [torch.from_numpy(feeds[name]).to(self._torch_device) for name in self._input_names]
+        autocast = (torch.autocast(self.device, dtype=self._autocast) if self._autocast is not None
+                    else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
+            args = [self._tensor(feeds[name]) for name in self._input_names]
             # .cpu() synchronises a CUDA device, so the call's time includes the kernel.
-            y = self.module(*args).cpu().numpy()
+            y = self.module(*args).float().cpu().numpy()
         return {"output": y}
+
+    def _tensor(self, array: np.ndarray):
+        import torch
+
+        tensor = torch.from_numpy(array).to(self._torch_device)
+        return tensor.contiguous(memory_format=self._memory_format) if tensor.ndim == 4 else tensor
 
     def _deactivate_impl(self) -> None:
         self.module = None
@@ -74,7 +96,7 @@ class TorchBackend(Backend):
         import torch
 
         info = {"framework": "torch", "version": torch.__version__, "threads": torch.get_num_threads(),
-                "compile": self.compile}
+                "compile": self.compile, "channels_last": self.channels_last, "precision": self.precision}
         if self.device == "cuda" and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
         return info

@@ -1,0 +1,138 @@
+"""Precision variants of an fp32 ONNX model: fp16 and INT8 artifacts, TensorRT calibration.
+
+``--precision fp32|fp16|int8`` selects a variant. How a precision is realised depends
+on the execution provider (see :func:`rps_infer.backends.onnxrt.OnnxRuntimeBackend`):
+
+- TensorRT builds fp16 / INT8 engines from the fp32 graph itself: fp16 is a builder
+  flag, INT8 needs a calibration table (:func:`tensorrt_calibration`).
+- Every other provider runs a converted graph: ``<stem>.fp16.onnx`` (weights and
+  activations in float16, inputs and outputs kept float32 so clients do not change)
+  or INT8 (static QDQ, :mod:`rps_infer.convert.quantize`).
+
+Variants are built into ``<stem>.cache/`` beside their source on first use (so a
+folder of models served as a repository does not grow extra models), proven against it with the
+precision's tolerance preset, and rebuilt when the source is newer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rps_infer.errors import ParityError, RpsInferError
+from rps_infer.util import atomic_write
+from rps_infer.verify import ParityReport, compare_backends, make_feeds
+
+PRECISIONS = ("fp32", "fp16", "int8")
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")  # autocast dtypes for the PyTorch backend
+
+
+def tolerance_for(base: str, precision: str) -> str:
+    """The tolerance preset a ``precision`` variant of a model judged with ``base`` must meet."""
+    if precision in ("fp32", "", None):
+        return base
+    if base.startswith("image-"):
+        return "image-int8" if precision == "int8" else "image-fp16"
+    return precision
+
+
+def cache_dir(source: str | Path) -> Path:
+    """``models/x.onnx`` -> ``models/x.cache/``: precision variants and provider caches of a model."""
+    source = Path(source)
+    return source.with_name(f"{source.stem}.cache")
+
+
+def variant_path(source: str | Path, precision: str) -> Path:
+    """``model.onnx`` -> ``model.cache/fp16.onnx`` / ``model.cache/int8.onnx`` (fp32: the source itself)."""
+    if precision not in PRECISIONS:
+        raise RpsInferError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return Path(source) if precision == "fp32" else cache_dir(source) / f"{precision}.onnx"
+
+
+def precision_artifact(source: str | Path, precision: str, *, generator: str | None = None) -> Path:
+    """The ``precision`` variant of the fp32 ONNX ``source``, built (parity proven) if missing or stale."""
+    source = Path(source)
+    out = variant_path(source, precision)
+    if out == source or (out.is_file() and out.stat().st_mtime >= source.stat().st_mtime):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if precision == "fp16":
+        to_float16(source, out, generator=generator)
+    else:
+        from rps_infer.convert.quantize import quantize_int8
+
+        quantize_int8(source, out, generator=generator)
+    return out
+
+
+def to_float16(source: str | Path, out: str | Path, *, tol: str | None = None,
+               batch_sizes: Sequence[int] = (1, 3), generator: str | None = None) -> ParityReport:
+    """Convert the fp32 ONNX ``source`` to float16 at ``out`` (float32 inputs and outputs);
+    written only if it matches ``source`` within the fp16 preset."""
+    import onnx
+    from onnxconverter_common import float16
+
+    from rps_infer.models import open_model
+
+    src = open_model(source)
+    tol = tol or tolerance_for("image-fp32" if src.family == "unet" else "fp32", "fp16")
+    report: ParityReport | None = None
+
+    def write_and_prove(tmp: Path) -> None:
+        nonlocal report
+        model = float16.convert_float_to_float16(onnx.load(str(src.path)), keep_io_types=True)
+        onnx.save(model, str(tmp))
+        with src.backend() as reference, open_model(tmp).backend() as candidate:
+            report = compare_backends(reference, candidate, batch_sizes=batch_sizes, tol=tol, generator=generator,
+                                      reference_label=src.label, candidate_label=f"fp16 {Path(out).name}")
+        if not report:
+            raise ParityError(f"refusing to write {out}: the fp16 model does not match {src.label}", report)
+
+    atomic_write(out, write_and_prove)
+    return report
+
+
+CALIBRATION_TABLE = "calibration.flatbuffers"  # the file name TensorRT's INT8 mode reads (ORT format)
+
+
+def tensorrt_calibration(source: str | Path, cache_dir: str | Path, *, batches: int = 8,
+                         generator: str | None = None) -> Path:
+    """Write the INT8 calibration table for TensorRT into ``cache_dir`` (once; reused after).
+
+    Activation ranges come from running the fp32 model on the CPU over ``batches``
+    batches of 4 realistic inputs (the same generator the parity checks use, other
+    seeds). TensorRT reads the table from its engine cache directory.
+    """
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
+    from onnxruntime.quantization.quant_utils import write_calibration_table
+
+    from rps_infer.models import open_model
+
+    cache_dir = Path(cache_dir)
+    table = cache_dir / CALIBRATION_TABLE
+    source = Path(source)
+    if table.is_file() and table.stat().st_mtime >= source.stat().st_mtime:
+        return table
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open_model(source).backend() as reference:
+        feeds = [make_feeds(reference.input_specs, 4, seed=2000 + i, generator=generator) for i in range(batches)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(feeds)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory(dir=cache_dir) as work:
+        calibrator = create_calibrator(str(source), augmented_model_path=str(Path(work) / "augmented.onnx"),
+                                       calibrate_method=CalibrationMethod.MinMax)
+        calibrator.collect_data(Reader())
+        ranges = calibrator.compute_data()
+        write_calibration_table({name: ranges[name] for name in ranges.data}, dir=work)
+        # Publish the three files only when all exist; the flatbuffers table last.
+        for name in ("calibration.json", "calibration.cache", CALIBRATION_TABLE):
+            (Path(work) / name).replace(cache_dir / name)
+    return table
