@@ -30,7 +30,7 @@ def pin_threads(threads: int, *, tensorflow: bool = True) -> None:
 
 def backend_options(spec: str, threads: int) -> dict:
     """Pinned-thread options for a backend-device spec such as ``onnxrt-cpu``."""
-    name = spec.partition("-")[0]
+    name = spec.partition("-")[0]  # variants (":fp16") do not change thread options
     if name == "onnxrt":
         return {"intra_op_threads": threads, "inter_op_threads": 1, "spinning": False}
     return {"threads": threads} if name in ("pyt", "tf") else {}

@@ -1,8 +1,10 @@
 """Benchmark reports: JSON, CSV, Markdown and PNG plots in ``reports/<timestamp>/``.
 
 A report is a dict: ``created``, ``machine`` (rps_infer.bench.machine.machine_info),
-``command``, and the sweep's ``model``, ``threads``, ``rows`` and ``skipped``. Every
-figure in it was measured on the machine the report names.
+``command``, and the sweep's ``model``, ``threads``, ``rows`` and ``skipped``; for image
+models also ``processes`` (multi-process runs), ``fps`` and, given prices, ``cost``
+(:mod:`rps_infer.bench.cost`). Every figure in it was measured on the machine the
+report names; prices are printed as the user's inputs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from rps_infer.util import atomic_write
 
 COLUMNS = ("backend", "batch", "p50_us", "p90_us", "p99_us", "mean_us", "items_per_s", "speedup_vs_eager",
-           "samples", "parity_max_abs")
+           "samples", "parity_max_abs", "copy_in_us", "compute_us", "copy_out_us")
 GRPC_COLUMNS = ("series", "api", "rpc", "model", "batch", "concurrency", "requests", "p50_us", "p90_us", "p99_us",
                 "req_per_s", "items_per_s", "us_per_item", "ratio_vs_echo", "server_cpu_us_per_req", "errors")
 
@@ -41,6 +43,12 @@ def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
             plot_grpc(report, metric, label, path)
         else:
             plot(report, metric, label, path)
+    if report.get("fps"):
+        paths["fps_png"] = out_dir / "fps.png"
+        plot_fps(report, paths["fps_png"])
+    if report.get("cost"):
+        paths["cost_png"] = out_dir / "cost.png"
+        plot_cost(report, paths["cost_png"])
     return paths
 
 
@@ -67,12 +75,12 @@ def machine_line(report: dict) -> str:
 
 def table_lines(report: dict) -> list[str]:
     """The human table: latency percentiles, items/s and speedup vs PyTorch eager."""
-    head = (f"{'backend':16} {'batch':>6} {'p50 us':>10} {'p90 us':>10} {'p99 us':>10} {'items/s':>12} "
+    head = (f"{'backend':22} {'batch':>6} {'p50 us':>10} {'p90 us':>10} {'p99 us':>10} {'items/s':>12} "
             f"{'vs eager':>9}")
     lines = [head, "-" * len(head)]
     for r in report["rows"]:
         speed = "-" if r["speedup_vs_eager"] is None else f"{r['speedup_vs_eager']:.2f}x"
-        lines.append(f"{r['backend']:16} {r['batch']:>6} {r['p50_us']:>10.1f} {r['p90_us']:>10.1f} "
+        lines.append(f"{r['backend']:22} {r['batch']:>6} {r['p50_us']:>10.1f} {r['p90_us']:>10.1f} "
                      f"{r['p99_us']:>10.1f} {r['items_per_s']:>12,.0f} {speed:>9}")
     lines += [f"skipped {k}: {v}" for k, v in report.get("skipped", {}).items()]
     return lines
@@ -99,7 +107,118 @@ def to_markdown(report: dict) -> str:
         lines.append(f"- {backend}: {details}")
     for k, v in report.get("skipped", {}).items():
         lines.append(f"- skipped {k}: {v}")
+    for r in report["rows"]:
+        if r.get("compute_us") is not None:
+            lines.append(f"- {r['backend']} b{r['batch']} with IO binding: copy in {r['copy_in_us']:.1f} us, "
+                         f"compute {r['compute_us']:.1f} us, copy out {r['copy_out_us']:.1f} us (medians)")
+    if report.get("fps"):
+        lines += ["", *fps_markdown_lines(report)]
     return "\n".join(lines) + "\n"
+
+
+def _num(value, fmt: str = ".1f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{fmt}}{suffix}"
+
+
+def fps_table_lines(report: dict) -> list[str]:
+    """The console table of an image model: FPS at batch 1, best batch and N processes; cost."""
+    head = (f"{'backend':24} {'FPS b1':>8} {'p50 ms':>8} {'p99 ms':>8} {'best b':>6} {'FPS best':>9} "
+            f"{'procs':>5} {'FPS procs':>9} {'scaling':>7} {'vs eager':>8}")
+    lines = [head, "-" * len(head)]
+    for r in report["fps"]:
+        lines.append(f"{r['backend']:24} {_num(r['fps_b1']):>8} {_num(r['p50_ms_b1']):>8} {_num(r['p99_ms_b1']):>8} "
+                     f"{_num(r['best_batch'], 'd'):>6} {_num(r['fps_best_batch']):>9} {_num(r['processes'], 'd'):>5} "
+                     f"{_num(r['fps_processes']):>9} {_num(r['scaling_efficiency'], '.0%'):>7} "
+                     f"{_num(r['speedup_vs_eager_b1'], '.2f', 'x'):>8}")
+    cost = report.get("cost")
+    if cost:
+        lines += ["", f"cost at {cost['cost_per_hour']} USD/hour (input), target {cost['target_fps']:g} FPS 24/7:"]
+        for c in cost["rows"]:
+            saving = _num(c["monthly_savings_vs_eager_usd"], ",.0f", " USD/month saved")
+            even = _num(c["break_even_months"], ".1f", " months to break even")
+            lines.append(f"  {c['backend']:24} {c['usd_per_1000_fps_hours']:8.2f} USD per 1,000 FPS-hours, "
+                         f"{c['machines_for_target']} machine(s), {c['monthly_usd']:,.0f} USD/month; {saving}; {even}")
+    return lines
+
+
+def fps_markdown_lines(report: dict) -> list[str]:
+    """The FPS and cost sections of an image model's Markdown report."""
+    lines = ["## FPS (frames per second, measured here)", "",
+             "FPS = frames / median call time; batch 1 is one stream frame by frame. "
+             f"Processes: N independent processes (one session each, {report['threads']} thread(s) each) "
+             "at batch 1, started together; scaling = aggregate FPS / (N x single-process FPS).", "",
+             "| backend | FPS b1 | p50 ms b1 | p99 ms b1 | best batch | FPS best batch | processes | FPS processes "
+             "| scaling | speedup vs eager b1 | speedup vs eager best |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in report["fps"]:
+        lines.append(f"| {r['backend']} | {_num(r['fps_b1'])} | {_num(r['p50_ms_b1'])} | {_num(r['p99_ms_b1'])} | "
+                     f"{_num(r['best_batch'], 'd')} | {_num(r['fps_best_batch'])} | {_num(r['processes'], 'd')} | "
+                     f"{_num(r['fps_processes'])} | {_num(r['scaling_efficiency'], '.0%')} | "
+                     f"{_num(r['speedup_vs_eager_b1'], '.2f', 'x')} | {_num(r['speedup_vs_eager_best'], '.2f', 'x')} |")
+    for p in report.get("processes", []):
+        lines.append(f"- {p['backend']}, {p['processes']} process(es), batch {p['batch']}: {p['fps']:.1f} FPS "
+                     f"(per process {', '.join(f'{f:.1f}' for f in p['per_process_fps'])}), call p50 "
+                     f"{p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms over {p['calls']} calls in {p['duration_s']:g} s")
+    cost = report.get("cost")
+    if cost:
+        lines += ["", "## Cost", "",
+                  f"Inputs (not measured): {cost['cost_per_hour']} USD per machine-hour, target {cost['target_fps']:g} "
+                  f"FPS around the clock ({cost['hours_per_month']:g} h/month)"
+                  + (f", engineering effort {cost['effort_hours']:g} h at {cost['hourly_rate']} USD/h"
+                     if cost.get("effort_hours") is not None else "") + ". Each backend at the highest FPS measured "
+                  "for it on this machine; machines = ceil(target / FPS).", "",
+                  "| backend | FPS | configuration | USD per 1,000 FPS-hours | machines | USD/month | "
+                  "saved vs eager USD/month | break-even months |",
+                  "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for c in cost["rows"]:
+            lines.append(f"| {c['backend']} | {c['fps']:.1f} | {c['configuration']} | "
+                         f"{c['usd_per_1000_fps_hours']:.2f} | "
+                         f"{c['machines_for_target']} | {c['monthly_usd']:,.0f} | "
+                         f"{_num(c['monthly_savings_vs_eager_usd'], ',.0f')} | {_num(c['break_even_months'], '.1f')} |")
+    return lines
+
+
+def plot_fps(report: dict, path: Path) -> None:
+    """Grouped bars: FPS at batch 1, at the best batch and with N processes, per backend."""
+    rows = report["fps"]
+    series = [("batch 1", [r["fps_b1"] or 0 for r in rows]),
+              ("best batch", [r["fps_best_batch"] or 0 for r in rows])]
+    if any(r["fps_processes"] for r in rows):
+        n = next(r["processes"] for r in rows if r["processes"])
+        series.append((f"{n} processes", [r["fps_processes"] or 0 for r in rows]))
+    _bar_plot([r["backend"] for r in rows], series, "frames per second",
+              f"{report['model']}: FPS\n{machine_line(report)[:90]}", path)
+
+
+def plot_cost(report: dict, path: Path) -> None:
+    """Bars: monthly cost of serving the target FPS around the clock, per backend."""
+    cost = report["cost"]
+    rows = cost["rows"]
+    _bar_plot([r["backend"] for r in rows], [("USD per month", [r["monthly_usd"] for r in rows])], "USD per month",
+              f"{report['model']}: {cost['target_fps']:g} FPS 24/7 at {cost['cost_per_hour']} USD/machine-hour\n"
+              f"FPS measured on {report['machine']['cpu_model']}", path)
+
+
+def _bar_plot(labels: list[str], series: list[tuple[str, list[float]]], ylabel: str, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    width = 0.8 / len(series)
+    for i, (name, values) in enumerate(series):
+        xs = [x + i * width for x in range(len(labels))]
+        bars = ax.bar(xs, values, width, label=name)
+        ax.bar_label(bars, fmt="%.3g", fontsize=7)
+    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(labels))], labels, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
 
 
 def plot(report: dict, metric: str, label: str, path: Path) -> None:

@@ -37,6 +37,10 @@ class Row:
     parity_max_abs: float
     speedup_vs_eager: float | None = None
     runtime: dict = field(default_factory=dict)
+    # With IO binding (onnxrt ...:iobinding): median host->device copy, compute, device->host copy.
+    copy_in_us: float | None = None
+    compute_us: float | None = None
+    copy_out_us: float | None = None
 
 
 @dataclass
@@ -55,8 +59,10 @@ class SweepResult:
 
 
 def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], *, threads: int = 1,
-          budget_s: float = 0.5, progress: Callable[[str], None] | None = None) -> SweepResult:
-    """Check parity, then time ``infer`` for every backend x batch size."""
+          budget_s: float = 0.5, min_rounds: int = 20,
+          progress: Callable[[str], None] | None = None) -> SweepResult:
+    """Check parity, then time ``infer`` for every backend x batch size (``budget_s`` seconds of
+    calls, at least ``min_rounds``)."""
     result = SweepResult(entry.name, threads)
     reference = entry.reference_backend()
     total, done = len(backends) * len(batch_sizes), 0
@@ -72,29 +78,39 @@ def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], 
             done += 1
             if progress:
                 progress(f"[{done}/{total}] {spec} batch {batch}")
-            parity = compare_backends(reference, backend, batch_sizes=(batch,), tol=entry.tolerance,
+            parity = compare_backends(reference, backend, batch_sizes=(batch,), tol=entry.tolerance_for(spec),
                                       weights=getattr(reference, "weights", None), generator=entry.inputs)
             if not parity:
                 result.skipped[f"{spec} b{batch}"] = f"parity FAILED, not timed: {parity.failures()[0]}"
                 continue
             feeds = make_feeds(backend.input_specs, batch, seed=batch, generator=entry.inputs)
-            result.rows.append(_time(backend, feeds, spec, batch, budget_s, parity.max_abs_error(), runtime))
+            row = _time(backend, feeds, spec, batch, budget_s, min_rounds, parity.max_abs_error(), runtime)
+            if getattr(backend, "io_binding", False):
+                row.copy_in_us, row.compute_us, row.copy_out_us = _phases(backend, feeds, min(row.samples, 200))
+            result.rows.append(row)
         backend.deactivate()
     _add_speedups(result.rows)
     return result
 
 
-def _time(backend, feeds, spec: str, batch: int, budget_s: float, max_abs: float, runtime: dict) -> Row:
+def _time(backend, feeds, spec: str, batch: int, budget_s: float, min_rounds: int, max_abs: float,
+          runtime: dict) -> Row:
     def call() -> None:
         backend.infer(feeds)
 
     call()
     one = float(np.median(measure(call, Plan(rounds=5, iterations=1, warmup=1))))
-    rounds = int(np.clip(budget_s / max(one, 1e-7), 50, 20000))
+    rounds = int(np.clip(budget_s / max(one, 1e-7), min_rounds, 20000))
     samples = measure(call, Plan(rounds=rounds, iterations=1, warmup=max(5, rounds // 10))) * 1e6
     p50, p90, p99 = np.percentile(samples, [50, 90, 99])
     return Row(spec, batch, float(p50), float(p90), float(p99), float(samples.mean()),
                batch / (p50 * 1e-6), len(samples), max_abs, runtime=runtime)
+
+
+def _phases(backend, feeds, rounds: int) -> tuple[float, float, float]:
+    """Median microseconds of the copy in, compute and copy out of an IO-bound ONNX Runtime call."""
+    phases = [backend.infer_phases(feeds)[1] for _ in range(rounds)]
+    return tuple(float(np.median([p[k] for p in phases])) * 1e6 for k in ("copy_in", "compute", "copy_out"))
 
 
 def _add_speedups(rows: list[Row]) -> None:
