@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rps_infer import zoo
+from rps_infer.backends import BackendSpec
 from rps_infer.bench import machine
 from rps_infer.bench.gate import CALIBRATION_GROUP, Timing, gate_of, slowdown_factor
 from rps_infer.bench.pinning import backend_options, pin_threads
@@ -27,7 +28,7 @@ class Case:
     """One timed configuration: a zoo model on a backend-device at a batch size."""
 
     model: str
-    backend: str  # e.g. onnxrt-cpu
+    backend: str  # a backend spec, e.g. onnxrt-cpu or onnxrt-tensorrt:int8
     batch: int
 
     @property
@@ -70,10 +71,10 @@ def selected_cases(config: pytest.Config) -> list[Case]:
         if not entry.ci and not config.getoption("--all-models"):
             continue
         for spec in entry.backends:
-            name, _, dev = spec.partition("-")
-            if keep and name not in keep and spec not in keep:
+            parsed = BackendSpec.parse(spec)
+            if keep and parsed.backend not in keep and spec not in keep and spec.split(":")[0] not in keep:
                 continue
-            if device and dev != device:
+            if device and parsed.device != device:
                 continue
             cases.extend(Case(entry.name, spec, b) for b in entry.batch_sizes)
     return cases

@@ -16,11 +16,13 @@ def test_latency(benchmark, request, backends, case):
     backend = backends.get(case.model, case.backend)
     feeds = make_feeds(backend.input_specs, case.batch, seed=case.batch, generator=entry.inputs)
     reference = entry.reference_backend()
-    parity = compare_backends(reference, backend, batch_sizes=(case.batch,), tol=entry.tolerance,
-                              weights=getattr(reference, "weights", None), generator=entry.inputs)
+    parity = compare_backends(reference, backend, batch_sizes=(case.batch,),
+                              tol=entry.tolerance_for(case.backend), weights=getattr(reference, "weights", None),
+                              generator=entry.inputs)
     assert parity, str(parity)
     info = backend.describe()
     run_case(benchmark, request, lambda: backend.infer(feeds), group="inprocess", batch=case.batch,
              extra_info={k: info.get(k) for k in ("backend", "device", "framework", "version",
                                                   "active_providers", "threads", "intra_op_threads",
-                                                  "inter_op_threads")})
+                                                  "inter_op_threads", "precision", "io_binding", "compile",
+                                                  "channels_last")})

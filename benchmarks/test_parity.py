@@ -10,7 +10,8 @@ def test_parity(request, backends, case):
     entry = request.getfixturevalue("built_zoo")[case.model]
     backend = backends.get(case.model, case.backend)
     reference = entry.reference_backend()  # the manifest's reference: numpy-fp64 or torch-fp32
-    report = compare_backends(reference, backend, batch_sizes=sorted({1, 3, case.batch}), tol=entry.tolerance,
-                              weights=getattr(reference, "weights", None), generator=entry.inputs, seed=11,
+    report = compare_backends(reference, backend, batch_sizes=sorted({1, 3, case.batch}),
+                              tol=entry.tolerance_for(case.backend), weights=getattr(reference, "weights", None),
+                              generator=entry.inputs, seed=11,
                               reference_label=entry.reference, candidate_label=case.id)
     assert report, str(report)

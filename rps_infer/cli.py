@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rps_infer import __version__
+from rps_infer.backends import BackendSpec
 from rps_infer.errors import ParityError, RpsInferError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_UNUSABLE = 0, 1, 2
@@ -91,16 +92,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="sweep backends x batch sizes in-process and write a report",
                        description="Check parity, then time every backend x batch size of a zoo model "
                        "in-process (one sample per call, warm-up excluded). Prints p50/p90/p99 latency, "
-                       "items/s and speedup vs PyTorch eager; writes JSON, CSV, Markdown and PNG plots "
-                       "under OUT/<timestamp>/.")
+                       "items/s and speedup vs PyTorch eager; for image models also FPS at batch 1 and the "
+                       "best batch, multi-process FPS (--processes) and the cost of serving (--cost-per-hour). "
+                       "Writes JSON, CSV, Markdown and PNG plots under OUT/<timestamp>/. Backends that cannot "
+                       "run here (no GPU, no provider) are listed as skipped with the reason.")
     p.add_argument("--model", default="policy", help="zoo model name (default: policy)")
     p.add_argument("--backends", default="",
-                   help="comma-separated backend-devices (default: the model's CPU backends from the zoo)")
+                   help="comma-separated backend specs, e.g. onnxrt-cpu,pyt-cpu:channels_last,pyt-cpu:compile,"
+                   "onnxrt-tensorrt:int8,onnxrt-cuda:iobinding (default: the model's backends from the zoo)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
+                   help="run the ONNX Runtime backends at this precision (TensorRT: builder flags, INT8 with "
+                   "a calibration table; other providers: a converted graph, parity-proven); default fp32")
     p.add_argument("--batch-sizes", type=_batch_sizes, default=None, metavar="1,8,64,512",
                    help="default: the model's batch_sizes from the zoo")
     p.add_argument("--threads", type=int, default=1, help="threads per framework (default 1)")
-    p.add_argument("--budget", type=float, default=0.5, help="seconds of timed calls per case (default 0.5)")
+    p.add_argument("--budget", type=float, default=0.5,
+                   help="seconds of timed calls per case, at least 20 calls (default 0.5)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
+    g = p.add_argument_group("multi-process throughput and cost (in-process mode)")
+    g.add_argument("--processes", type=int, metavar="N",
+                   help="also run 1 and N independent inference processes per backend at batch 1 (one session "
+                   "each, --threads threads each) and report aggregate FPS and scaling efficiency")
+    g.add_argument("--process-seconds", type=float, default=10.0,
+                   help="measured seconds of each multi-process run (default 10)")
+    g.add_argument("--cost-per-hour", type=float, metavar="USD",
+                   help="price of this machine per hour: adds the cost report")
+    g.add_argument("--target-fps", type=float, default=250.0,
+                   help="FPS to serve around the clock in the cost report (default 250: ten 25 FPS streams)")
+    g.add_argument("--effort-hours", type=float, metavar="H", help="engineering hours the faster backend costs")
+    g.add_argument("--hourly-rate", type=float, metavar="USD", help="engineering cost per hour (with --effort-hours)")
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="print ratios against an earlier report.json")
     g = p.add_argument_group("over gRPC (with --target)")
     g.add_argument("--target", help="HOST:PORT of a running rps-infer serve: closed-loop load instead of in-process")
@@ -125,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve another model on the v2 API (repeatable)")
     p.add_argument("--backend", choices=["onnxrt", "pyt", "tf"], default="onnxrt")
     p.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt, openvino, coreml, directml (onnxrt)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16", "int8"],
+                   help="onnxrt: fp32, fp16, int8 (variants built beside the model, parity-checked); "
+                   "pyt: fp32, fp16, bf16 autocast (default fp32)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50053, help="default 50053; 0 picks a free port")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
@@ -155,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rps-infer`` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command the reports record
     try:
         return COMMANDS[args.command](args)
     except ParityError as exc:
@@ -265,21 +289,58 @@ def cmd_bench(args: argparse.Namespace) -> int:
     old = _read_report(args.compare) if args.compare else None
     if args.target:
         return _bench_grpc(args, old)
+    if (args.effort_hours is None) != (args.hourly_rate is None):
+        raise RpsInferError("--effort-hours and --hourly-rate go together (break-even = effort x rate / savings)")
+    if args.processes is not None and args.processes < 1:
+        raise RpsInferError(f"--processes takes a positive number, got {args.processes}")
     entry = zoo.select(zoo.load_zoo(), [args.model])[0]
     zoo.build([entry])
-    backends = [b for b in args.backends.split(",") if b] or [b for b in entry.backends if b.endswith("-cpu")]
+    specs = [BackendSpec.parse(b) for b in args.backends.split(",") if b] or [BackendSpec.parse(b)
+                                                                             for b in entry.backends]
+    backends = list(dict.fromkeys(str(s.with_precision(args.precision)) for s in specs))
     pin_threads(args.threads, tensorflow=any(b.startswith("tf") for b in backends))
     result = sweep(entry, backends, args.batch_sizes or entry.batch_sizes, threads=args.threads,
                    budget_s=args.budget, progress=stderr_progress)
     report = {"created": reports.timestamp(), "machine": machine_info(),
-              "command": " ".join(["rps-infer", *sys.argv[1:]]), **result.to_dict()}
+              "command": " ".join(["rps-infer", *args.argv]), **result.to_dict()}
+    if entry.family == "unet" or args.processes or args.cost_per_hour:
+        _fps_and_cost(args, entry, report)
     paths = reports.write_report(report, args.out / report["created"])
     print(f"{entry.name} on {reports.machine_line(report)}")
     print("\n".join(reports.table_lines(report)))
+    if report.get("fps"):
+        print("\n".join(["", *reports.fps_table_lines(report)]))
     if old is not None:
         print("\n".join(reports.compare_lines(old, report)))
-    print(f"report: {paths['md'].parent}/ (report.json, report.csv, report.md, latency.png, throughput.png)")
+    print(f"report: {paths['md'].parent}/ ({', '.join(p.name for p in paths.values())})")
     return EXIT_OK
+
+
+def _fps_and_cost(args: argparse.Namespace, entry, report: dict) -> None:
+    """Add the multi-process runs, the FPS rows and (given a price) the cost rows to ``report``."""
+    from rps_infer.bench import cost
+    from rps_infer.bench.processes import run_processes, scaling
+    from rps_infer.bench.sweep import stderr_progress
+
+    runs = []
+    for spec in dict.fromkeys(r["backend"] for r in report["rows"]) if args.processes else ():
+        counts = (1, args.processes) if args.processes > 1 else (1,)
+        single = None
+        for n in counts:
+            stderr_progress(f"{spec}: {n} process(es) for {args.process_seconds:g} s")
+            run = run_processes(entry, spec, processes=n, threads=args.threads, duration_s=args.process_seconds)
+            single = single or run
+            run.scaling_efficiency = scaling(single, run)
+            runs.append(run.to_dict())
+    report["processes"] = runs
+    fps = cost.fps_rows(report["rows"], runs)
+    report["fps"] = cost.as_dicts(fps)
+    if args.cost_per_hour:
+        rows = cost.cost_rows(fps, cost_per_hour=args.cost_per_hour, target_fps=args.target_fps,
+                              effort_hours=args.effort_hours, hourly_rate=args.hourly_rate)
+        report["cost"] = {"cost_per_hour": args.cost_per_hour, "target_fps": args.target_fps,
+                          "hours_per_month": cost.HOURS_PER_MONTH, "effort_hours": args.effort_hours,
+                          "hourly_rate": args.hourly_rate, "rows": cost.as_dicts(rows)}
 
 
 def _bench_grpc(args: argparse.Namespace, old: dict | None) -> int:
@@ -296,7 +357,7 @@ def _bench_grpc(args: argparse.Namespace, old: dict | None) -> int:
                       duration_s=args.duration, warmup_s=args.warmup, server_pids=args.server_pid or None,
                       echo=args.echo, inprocess=args.inprocess, progress=stderr_progress)
     report = {"kind": "grpc", "created": reports.timestamp(), "machine": machine_info(),
-              "command": " ".join(["rps-infer", *sys.argv[1:]]), "model": args.model, "target": args.target,
+              "command": " ".join(["rps-infer", *args.argv]), "model": args.model, "target": args.target,
               "duration_s": args.duration, "warmup_s": args.warmup, "rows": rows}
     paths = reports.write_report(report, args.out / report["created"])
     print(f"{args.model} over gRPC at {args.target}; client on {reports.machine_line(report)}")
@@ -330,7 +391,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     config = ServerConfig(
         policy=args.policy, value=args.value, models=models, backend=args.backend, device=args.device,
-        host=args.host, port=args.port, workers=args.workers, threads=args.threads,
+        precision=args.precision, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
         intra_op_threads=args.intra_op_threads,
         max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=not args.no_batching,
         max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite, metrics_port=args.metrics_port,

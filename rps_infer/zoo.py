@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rps_infer.backends.base import Backend
+from rps_infer.backends import Backend, BackendSpec
 from rps_infer.compare import PRESETS
 from rps_infer.errors import ModelFormatError, RpsInferError
 from rps_infer.verify import INPUT_GENERATORS, ParityReport
@@ -68,22 +68,31 @@ class ZooEntry:
         }
 
     def backend(self, spec: str, **options) -> Backend:
-        """A backend for ``spec`` (``onnxrt-cpu``, ``pyt-cuda``, ``numpy``...) on this model's artifact.
+        """A backend for ``spec`` (``onnxrt-cpu``, ``pyt-cuda``, ``onnxrt-tensorrt:int8``, ``numpy``...)
+        on this model's artifact; the spec's variants become backend options.
 
         onnxrt runs ``<name>.onnx``, pyt ``model.pt``, tf ``model.keras``, numpy the source.
         """
         from rps_infer.models import open_model
 
-        name, _, device = spec.partition("-")
-        artifact = {"onnxrt": "onnx", "pyt": "pt", "tf": "keras"}.get(name)
-        if name == "numpy" and self.source is not None:
+        parsed = BackendSpec.parse(spec)
+        artifact = {"onnxrt": "onnx", "pyt": "pt", "tf": "keras"}.get(parsed.backend)
+        if parsed.backend == "numpy" and self.source is not None:
             return open_model(self.source).backend("numpy")
         if artifact is None or artifact not in self.artifacts():
             raise RpsInferError(f"unknown backend {spec!r} for {self.name}; expected onnxrt-*, pyt-*, tf-* or numpy")
         path = self.artifacts()[artifact]
         if not path.is_file():
             raise RpsInferError(f"{self.name}: {path} is not built; run `rps-infer models build {self.name}`")
-        return open_model(path).backend(name, device or "cpu", **options)
+        if parsed.backend == "onnxrt":
+            options.setdefault("calibration_inputs", self.inputs)
+        return open_model(path).backend(parsed.backend, parsed.device, **parsed.options(), **options)
+
+    def tolerance_for(self, spec: str) -> str:
+        """The tolerance preset ``spec`` is judged with (a reduced precision relaxes it)."""
+        from rps_infer.convert.precision import tolerance_for
+
+        return tolerance_for(self.tolerance, BackendSpec.parse(spec).precision)
 
     def reference_backend(self) -> Backend:
         """What parity is judged against: the float64 numpy forward or the PyTorch fp32 model."""
@@ -129,6 +138,11 @@ def _entry(path: Path, name: str, table: dict, root: Path, build: Path) -> ZooEn
     need(isinstance(table["ci"], bool), "ci", "true or false")
     need(isinstance(table["backends"], list) and all(isinstance(b, str) and "-" in b for b in table["backends"]),
          "backends", "a list like ['onnxrt-cpu', 'pyt-cpu']")
+    for spec in table["backends"]:
+        try:
+            BackendSpec.parse(spec)
+        except RpsInferError as exc:
+            need(False, "backends", str(exc))
     need(isinstance(table["batch_sizes"], list) and table["batch_sizes"]
          and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in table["batch_sizes"]),
          "batch_sizes", "a non-empty list of positive integers")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from rps_infer import zoo
+from rps_infer.backends import BackendSpec
 from rps_infer.errors import ModelFormatError, ProviderUnavailableError, RpsInferError
 from rps_infer.verify import compare_backends
 
@@ -30,8 +31,8 @@ def test_every_zoo_model_and_backend_has_a_runnable_parity_case():
     devices = {"onnxrt": tuple(onnxrt.DEVICE_PROVIDERS), "pyt": pyt.DEVICES, "tf": tf.DEVICES}
     assert {name for name, _ in CASES} == {name for name, e in ZOO.items() if e.ci}
     for name, spec in CASES:
-        backend, _, device = spec.partition("-")
-        assert device in devices.get(backend, ()), f"{name}: backend {spec!r} is not implemented"
+        parsed = BackendSpec.parse(spec)
+        assert parsed.device in devices.get(parsed.backend, ()), f"{name}: backend {spec!r} is not implemented"
 
 
 @pytest.mark.parametrize(("name", "spec"), CASES, ids=[f"{n}-{s}" for n, s in CASES])
@@ -42,7 +43,7 @@ def test_zoo_model_parity_on_backend(built_zoo, name, spec):
     except ProviderUnavailableError as exc:
         pytest.skip(f"{spec} unavailable here: {exc}")
     reference = entry.reference_backend()
-    report = compare_backends(reference, candidate, batch_sizes=BATCHES, tol=entry.tolerance,
+    report = compare_backends(reference, candidate, batch_sizes=BATCHES, tol=entry.tolerance_for(spec),
                               weights=getattr(reference, "weights", None), generator=entry.inputs)
     assert report, str(report)
 
@@ -108,5 +109,5 @@ def test_select_refuses_unknown_names_and_unbuilt_artifacts(tmp_path):
         zoo.select(entries, ["nope"])
     with pytest.raises(RpsInferError, match="not built"):
         entries["v"].backend("onnxrt-cpu")
-    with pytest.raises(RpsInferError, match="unknown backend"):
+    with pytest.raises(RpsInferError, match="backend must be one of"):
         entries["v"].backend("jax-cpu")

@@ -39,6 +39,7 @@ class ServerConfig:
     models: dict[str, Path] = field(default_factory=dict)
     backend: str = "onnxrt"
     device: str = "cpu"
+    precision: str = "fp32"
     host: str = "127.0.0.1"
     port: int = 50053
     workers: int = 1
@@ -64,6 +65,8 @@ def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = N
     options = backend_options(f"{config.backend}-{config.device}", config.intra_op_threads)
     if config.backend == "tf":
         options = {}  # TensorFlow's threads are process-wide; set once below
+    if config.precision != "fp32":
+        options["precision"] = _checked_precision(config)
     backend = model_file.backend(config.backend, config.device, **options).activate()
     hidden = -1
     if model_file.weights is not None:
@@ -71,6 +74,17 @@ def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = N
     elif "sizes" in model_file.metadata:
         hidden = int(model_file.metadata["sizes"].split(",")[1])
     return ServedModel(name, backend, kind or model_file.kind, hidden)
+
+
+def _checked_precision(config: ServerConfig) -> str:
+    """``config.precision`` if ``config.backend`` offers it; a named error otherwise."""
+    from rps_infer.convert.precision import PRECISIONS, TORCH_PRECISIONS
+
+    offered = {"onnxrt": PRECISIONS, "pyt": TORCH_PRECISIONS}.get(config.backend, ("fp32",))
+    if config.precision not in offered:
+        raise RpsInferError(f"--precision {config.precision} is not offered by the {config.backend} backend; "
+                            f"it offers {', '.join(offered)}")
+    return config.precision
 
 
 def default_model_path(name: str, backend: str) -> Path:
