@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from rps_infer.errors import RpsInferError
+from rps_infer.errors import ProviderUnavailableError, RpsInferError
 from rps_infer.zoo import ZooEntry
 
 READY_TIMEOUT_S = 900.0  # loading and warming up (torch.compile can take minutes)
@@ -122,7 +122,7 @@ def _worker(entry: ZooEntry, spec: str, batch: int, threads: int, warmup_s: floa
         info = backend.describe()
         ready.put({k: v for k, v in info.items() if k not in ("inputs", "outputs", "model")})
     except BaseException as exc:
-        ready.put(exc if _picklable(exc) else RpsInferError(f"{type(exc).__name__}: {exc}"))
+        ready.put(_portable(exc))
         return
     try:
         start.wait()
@@ -137,14 +137,12 @@ def _worker(entry: ZooEntry, spec: str, batch: int, threads: int, warmup_s: floa
             now = after
         results.put((len(latencies), now - began, np.asarray(latencies)))
     except BaseException as exc:
-        results.put(exc if _picklable(exc) else RpsInferError(f"{type(exc).__name__}: {exc}"))
+        results.put(_portable(exc))
 
 
-def _picklable(exc: BaseException) -> bool:
-    import pickle
-
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return True
-    except Exception:
-        return False
+def _portable(exc: BaseException) -> RpsInferError:
+    """The worker's failure as an error that crosses the process boundary intact: a missing
+    provider stays a :class:`ProviderUnavailableError` (a skip), anything else is named."""
+    if isinstance(exc, ProviderUnavailableError):
+        return ProviderUnavailableError(str(exc))
+    return RpsInferError(f"{type(exc).__name__}: {exc}")

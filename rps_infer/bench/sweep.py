@@ -15,7 +15,7 @@ import numpy as np
 
 from rps_infer.bench.pinning import backend_options
 from rps_infer.bench.timing import Plan, measure
-from rps_infer.errors import ProviderUnavailableError
+from rps_infer.errors import ParityError, ProviderUnavailableError
 from rps_infer.verify import compare_backends, make_feeds
 from rps_infer.zoo import ZooEntry
 
@@ -71,6 +71,11 @@ def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], 
             backend = entry.backend(spec, **backend_options(spec, threads)).activate()
         except ProviderUnavailableError as exc:
             result.skipped[spec] = str(exc)
+            done += len(batch_sizes)
+            continue
+        except ParityError as exc:  # a precision variant that does not keep parity is never built
+            failures = exc.result.failures() if hasattr(exc.result, "failures") else [str(exc)]
+            result.skipped[spec] = f"parity FAILED building the variant, not timed: {failures[0]}"
             done += len(batch_sizes)
             continue
         runtime = {k: v for k, v in backend.describe().items() if k not in ("inputs", "outputs", "model")}
