@@ -19,7 +19,7 @@ demo: $(STAMP)
 # Unit, property and parity tests (each benchmark body runs once), then the timed
 # suite against the committed baseline with the regression gate.
 test: $(STAMP)
-	$(BIN)/ruff check rps_infer tests benchmarks scripts
+	$(BIN)/ruff check rps_infer tests benchmarks scripts examples
 	$(BIN)/python -m pytest tests benchmarks --benchmark-disable
 	$(BIN)/python -m pytest benchmarks --benchmark-only --gate
 
@@ -38,7 +38,7 @@ protos: $(STAMP)
 	$(BIN)/python -m rps_infer.serving.protos.generate
 
 lint: $(STAMP)
-	$(BIN)/ruff check rps_infer tests benchmarks scripts
+	$(BIN)/ruff check rps_infer tests benchmarks scripts examples
 
 models: $(STAMP)
 	$(BIN)/rps-infer models build

@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "2 for unusable input.")
     p.add_argument("reference", metavar="REFERENCE")
     p.add_argument("candidate", metavar="CANDIDATE")
-    p.add_argument("--tolerance", default="fp32", help="tolerance preset (fp32, tf32, fp16, bf16, int8)")
+    p.add_argument("--tolerance", help="tolerance preset (fp32, tf32, fp16, bf16, int8, image-fp32, image-fp16, "
+                   "image-int8, proba-linear, proba-tree; default: the one the models name, else fp32)")
     p.add_argument("--atol", type=float, help="override the preset's absolute tolerance")
     p.add_argument("--rtol", type=float, help="override the preset's relative tolerance")
     p.add_argument("--batch-sizes", type=_batch_sizes, default=(1, 3, 64), metavar="1,3,64")
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="the model zoo (models/zoo.toml)")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     b = msub.add_parser("build", help="build the zoo's artifacts into models/build/")
-    b.add_argument("names", nargs="*", metavar="NAME", help="models to build (default: all)")
+    b.add_argument("names", nargs="*", metavar="NAME", help="models or families (digits) to build (default: all)")
     b.add_argument("--force", action="store_true", help="rebuild even if up to date")
     msub.add_parser("list", help="list the zoo's models")
 
@@ -143,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--value", type=Path, help="value model file (default: the zoo's value)")
     p.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                    help="serve another model on the v2 API (repeatable)")
+    p.add_argument("--model-repository", type=Path, metavar="DIR",
+                   help="also serve every DIR/<name>.onnx as <name> (sidecar DIR/<name>.toml: backend, device, "
+                   "precision, batching, tolerance); one that fails to load is not ready, the others serve")
     p.add_argument("--backend", choices=["onnxrt", "pyt", "tf"], default="onnxrt")
     p.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt, openvino, coreml, directml (onnxrt)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16", "int8"],
@@ -224,11 +228,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from rps_infer.verify import compare_models
 
     try:
-        tol = tolerance(args.tolerance, args.atol, args.rtol)
+        reference = open_model(args.reference, args.kind)
+        candidate = open_model(args.candidate, args.kind)
+        tol = tolerance(args.tolerance or candidate.tolerance, args.atol, args.rtol)
     except KeyError as exc:
         raise RpsInferError(exc.args[0]) from None
-    reference = open_model(args.reference, args.kind)
-    candidate = open_model(args.candidate, args.kind)
     report = compare_models(reference, candidate, batch_sizes=args.batch_sizes, tol=tol, seed=args.seed)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -269,7 +273,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.models_command == "list":
         for e in entries.values():
             source = e.source.name if e.source is not None else ", ".join(f"{k}={v}" for k, v in e.params.items())
-            print(f"{e.name:10} {e.family:8} {source:14} tolerance={e.tolerance} ci={e.ci} built={e.is_built()}")
+            print(f"{e.name:14} {e.family:8} {source:24} tolerance={e.tolerance} ci={e.ci} built={e.is_built()}")
         return EXIT_OK
     selected = zoo.select(entries, args.names)
     zoo.build(selected, force=args.force, progress=lambda msg: print(f"  {msg}"))
@@ -390,7 +394,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         models[name] = Path(path)
     configure_logging(args.log_level)
     config = ServerConfig(
-        policy=args.policy, value=args.value, models=models, backend=args.backend, device=args.device,
+        policy=args.policy, value=args.value, models=models, model_repository=args.model_repository,
+        backend=args.backend, device=args.device,
         precision=args.precision, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
         intra_op_threads=args.intra_op_threads,
         max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=not args.no_batching,
@@ -410,8 +415,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for e in entries.values():
         if e.family == "rps-mlp":
             all_pass &= _print_matrix(f"zoo model {e.name!r} ({e.source.name})", e.source, e.artifacts())
+        elif e.family == "digits":
+            all_pass &= _print_classifier_parity(e)
         else:
             all_pass &= _print_image_parity(e)
+    classifiers = [e for e in entries.values() if e.family == "digits"]
+    if classifiers:
+        all_pass &= _print_served_classifiers(classifiers)
     shared = sorted(args.shared.glob("*.model")) if args.shared.is_dir() else []
     if not shared:
         print(f"\n(skipping the Go-trained models: no .model files in {args.shared})")
@@ -425,6 +435,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("\nmax abs error between every pair on realistic positions at batch 1, 3, 64; "
           "FAIL marks a pair outside the fp32 tolerance plus the float32 rounding bound")
     return EXIT_OK if all_pass else EXIT_MISMATCH
+
+
+def _print_classifier_parity(entry) -> bool:
+    from rps_infer.nets.digits import split
+    from rps_infer.verify import compare_backends
+
+    rows = len(split()[1])
+    report = compare_backends(entry.reference_backend(), entry.backend("onnxrt-cpu"), batch_sizes=(rows,),
+                              tol=entry.tolerance, generator=entry.inputs, reference_label="native",
+                              candidate_label="ONNX")
+    (result,) = report.results.values()
+    errors = {o.name: o for o in result.outputs}
+    print(f"\nzoo model {entry.name!r} ({entry.native_backend}): ONNX vs native on the {rows} test digits: "
+          f"labels {'identical' if errors['label'].failing == 0 else 'DIFFER'}, probabilities max abs "
+          f"{errors['probabilities'].max_abs:.1e} ({entry.tolerance}): {'PASS' if report else 'FAIL'}")
+    return bool(report)
+
+
+def _print_served_classifiers(entries) -> bool:
+    """Serve the build folder as a model repository and show label and score of a few digits."""
+    from rps_infer.client import V2Client
+    from rps_infer.nets.digits import split
+    from rps_infer.serving.launch import ServerProcess, serve_command
+
+    repository = entries[0].onnx_path.parent
+    x_test, y_test = split()[1][:6], split()[3][:6]
+    print(f"\nrps-infer serve --model-repository {repository}: label (score) of the first "
+          f"{len(y_test)} test digits over the v2 API")
+    print(f"  {'true label':14} " + " ".join(f"{int(y):>8}" for y in y_test))
+    agree = True
+    with ServerProcess(serve_command("--model-repository", str(repository))) as server, \
+            V2Client(server.target) as client:
+        client.wait_ready()
+        for e in entries:
+            out = client.infer(e.name, {"input": x_test})
+            labels, scores = out["label"], out["probabilities"][range(len(y_test)), out["label"]]
+            expected = e.reference_backend().infer({"input": x_test})["label"]
+            agree &= bool((labels == expected).all())
+            print(f"  {e.name:14} " + " ".join(f"{int(k)} ({p:.2f})" for k, p in zip(labels, scores, strict=True)))
+    print(f"  served labels {'match' if agree else 'DO NOT match'} the native models' predictions")
+    return agree
 
 
 def _print_image_parity(entry) -> bool:

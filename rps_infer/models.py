@@ -1,6 +1,7 @@
-"""Opening model files of every supported format: Go JSON, ``.pt``, ``.keras``, ``.onnx``.
+"""Opening model files of every supported format: Go JSON, ``.pt``, ``.keras``, ``.onnx``,
+and native classifiers (scikit-learn ``.skops``, XGBoost's JSON).
 
-:func:`open_model` detects the format from the suffix, reads what the file says
+:func:`open_model` detects the format from the suffix (an XGBoost JSON from its first key), reads what the file says
 about itself (kind, weights where the format carries them) and creates backends.
 """
 
@@ -14,15 +15,19 @@ from rps_infer.backends.base import Backend
 from rps_infer.errors import ModelFormatError, UnsupportedModelError
 from rps_infer.nets.mlp import Kind, MLPWeights
 
-SUFFIX_FORMATS = {".json": "gojson", ".model": "gojson", ".pt": "torch", ".keras": "keras", ".onnx": "onnx"}
+SUFFIX_FORMATS = {".json": "gojson", ".model": "gojson", ".pt": "torch", ".keras": "keras", ".onnx": "onnx",
+                  ".skops": "skops"}
 # Backends each format can run on; the first is the format's own runtime.
 FORMAT_BACKENDS = {
     "gojson": ("numpy", "pyt", "tf"),
     "torch": ("pyt", "numpy"),
     "keras": ("tf", "numpy"),
     "onnx": ("onnxrt",),
+    "skops": ("sklearn",),
+    "xgboost": ("xgboost",),
 }
-FORMAT_LABELS = {"gojson": "Go JSON", "torch": "PyTorch", "keras": "Keras", "onnx": "ONNX"}
+FORMAT_LABELS = {"gojson": "Go JSON", "torch": "PyTorch", "keras": "Keras", "onnx": "ONNX",
+                 "skops": "scikit-learn", "xgboost": "XGBoost"}
 
 
 @dataclass
@@ -37,15 +42,21 @@ class ModelFile:
 
     @property
     def family(self) -> str:
-        """``mlp`` (the RPS policy/value nets), ``unet`` (lipsync) or ``onnx`` (anything else)."""
+        """``mlp`` (the RPS policy/value nets), ``unet`` (lipsync), ``classifier`` or ``onnx`` (anything else)."""
         if self.weights is not None:
             return "mlp"
         return self.metadata.get("family", "onnx")
 
     @property
     def tolerance(self) -> str:
-        """The tolerance preset that fits this model's outputs (``image-fp32`` for images)."""
-        return "image-fp32" if self.family == "unet" else "fp32"
+        """The tolerance preset that fits this model's outputs: the one the file names, else
+        ``image-fp32`` for images and ``fp32`` for the rest."""
+        return self.metadata.get("tolerance") or ("image-fp32" if self.family == "unet" else "fp32")
+
+    @property
+    def inputs(self) -> str | None:
+        """The input generator the file names (``digits``), else None (chosen by shape)."""
+        return self.metadata.get("inputs")
 
     @property
     def label(self) -> str:
@@ -59,6 +70,10 @@ class ModelFile:
             raise UnsupportedModelError(
                 f"{self.label} cannot run on backend {name!r}; it runs on {FORMAT_BACKENDS[self.format]}"
             )
+        if name in ("sklearn", "xgboost"):
+            from rps_infer.backends.native import NativeClassifierBackend
+
+            return NativeClassifierBackend(self.path, device, **options)
         if name == "numpy":
             from rps_infer.backends.ref import NumpyReferenceBackend
 
@@ -88,6 +103,10 @@ def detect_format(path: str | Path) -> str:
     """The format name for a path's suffix, or :class:`ModelFormatError`."""
     path = Path(path)
     fmt = SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt == "gojson" and path.suffix.lower() == ".json":
+        from rps_infer.convert.classic import native_kind
+
+        fmt = "xgboost" if native_kind(path) == "xgboost" else fmt
     if fmt is None:
         raise ModelFormatError(path, "<suffix>", f"one of {', '.join(SUFFIX_FORMATS)}",
                                repr(path.suffix or "no suffix"))
@@ -115,6 +134,10 @@ def open_model(path: str | Path, kind: Kind | None = None) -> ModelFile:
         from rps_infer.convert import kerasfile
 
         weights = kerasfile.read_weights(path)
+    elif fmt in ("skops", "xgboost"):
+        if not path.is_file():
+            raise ModelFormatError(path, "<file>", f"an existing {FORMAT_LABELS[fmt]} model", "no such file")
+        metadata = {"family": "classifier"}
     else:
         from rps_infer.convert import onnxfile
 

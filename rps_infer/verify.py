@@ -24,19 +24,24 @@ from rps_infer.models import ModelFile
 from rps_infer.nets.mlp import MLPWeights, float32_output_allowance
 
 DEFAULT_BATCH_SIZES = (1, 3, 64)
-INPUT_GENERATORS = ("rps-positions", "uniform")
+INPUT_GENERATORS = ("rps-positions", "uniform", "digits")
 
 
 def make_feeds(specs: Sequence[TensorSpec], batch: int, seed: int = 0,
                generator: str | None = None) -> dict[str, np.ndarray]:
     """Inputs for ``specs`` at ``batch``: realistic RPS positions for a [N, 81] float32
-    input (``rps-positions``), else seeded uniform values in [0, 1) (``uniform``)."""
+    input (``rps-positions``), rows of the digits test split (``digits``, from row
+    ``seed``), else seeded uniform values in [0, 1) (``uniform``)."""
     feeds = {}
     for i, spec in enumerate(specs):
         shape = (batch, *(d if d is not None else 1 for d in spec.shape[1:]))
         chosen = generator or ("rps-positions" if shape[1:] == (FEATURE_COUNT,) else "uniform")
         if chosen == "rps-positions":
             feeds[spec.name] = realistic_positions(batch, seed + i).astype(spec.dtype)
+        elif chosen == "digits":
+            from rps_infer.nets.digits import digit_rows
+
+            feeds[spec.name] = digit_rows(batch, offset=seed + i).astype(spec.dtype)
         elif chosen == "uniform":
             feeds[spec.name] = np.random.default_rng(seed + i).random(shape).astype(spec.dtype)
         else:
@@ -120,15 +125,17 @@ def compare_models(
     candidate: ModelFile,
     *,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-    tol: str | comparator.Tolerance = "fp32",
+    tol: str | comparator.Tolerance | None = None,
     seed: int = 0,
     candidate_label: str | None = None,
 ) -> ParityReport:
-    """:func:`compare_backends` on each file's own runtime."""
+    """:func:`compare_backends` on each file's own runtime, on the inputs and (unless
+    ``tol`` is given) with the tolerance preset the files name."""
     with reference.backend() as ref, candidate.backend() as cand:
         return compare_backends(
-            ref, cand, batch_sizes=batch_sizes, tol=tol,
+            ref, cand, batch_sizes=batch_sizes, tol=tol or candidate.tolerance,
             weights=reference.weights or candidate.weights, seed=seed,
+            generator=reference.inputs or candidate.inputs,
             reference_label=reference.label, candidate_label=candidate_label or candidate.label,
         )
 

@@ -18,11 +18,13 @@ from rps_infer.errors import ModelFormatError, RpsInferError
 from rps_infer.verify import INPUT_GENERATORS, ParityReport
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FAMILIES = ("rps-mlp", "unet")
-REFERENCES = ("numpy-fp64", "torch-fp32")
+FAMILIES = ("rps-mlp", "unet", "digits")
+REFERENCES = ("numpy-fp64", "torch-fp32", "native")
 REQUIRED_KEYS = ("family", "reference", "tolerance", "backends", "batch_sizes", "ci", "inputs")
 UNET_KEYS = ("width", "size", "audio", "seed")  # a seeded lipsync U-Net instead of a source file
 UNET_VALIDATION_BATCHES = (1, 3, 8)  # 64 U-Net frames take seconds in eager PyTorch
+DIGITS_KEYS = ("estimator", "seed")  # a classifier trained on the bundled digits data set
+NATIVE_BACKENDS = {"logreg": "sklearn", "rf": "sklearn", "xgb": "xgboost"}
 
 
 def default_zoo_path() -> Path:
@@ -60,6 +62,9 @@ class ZooEntry:
         """Every artifact by role: onnx (serving), pt, keras, keras_onnx (U-Net: onnx, pt)."""
         if self.family == "unet":
             return {"onnx": self.onnx_path, "pt": self.artifact_dir / "model.pt"}
+        if self.family == "digits":
+            suffix = ".json" if self.native_backend == "xgboost" else ".skops"
+            return {"onnx": self.onnx_path, "native": self.artifact_dir / f"model{suffix}"}
         return {
             "onnx": self.onnx_path,
             "pt": self.artifact_dir / "model.pt",
@@ -76,11 +81,13 @@ class ZooEntry:
         from rps_infer.models import open_model
 
         parsed = BackendSpec.parse(spec)
-        artifact = {"onnxrt": "onnx", "pyt": "pt", "tf": "keras"}.get(parsed.backend)
+        artifact = {"onnxrt": "onnx", "pyt": "pt", "tf": "keras", "sklearn": "native",
+                    "xgboost": "native"}.get(parsed.backend)
         if parsed.backend == "numpy" and self.source is not None:
             return open_model(self.source).backend("numpy")
         if artifact is None or artifact not in self.artifacts():
-            raise RpsInferError(f"unknown backend {spec!r} for {self.name}; expected onnxrt-*, pyt-*, tf-* or numpy")
+            raise RpsInferError(f"backend {spec!r} cannot run {self.name}; "
+                                f"its artifacts are {sorted(self.artifacts())}")
         path = self.artifacts()[artifact]
         if not path.is_file():
             raise RpsInferError(f"{self.name}: {path} is not built; run `rps-infer models build {self.name}`")
@@ -95,13 +102,22 @@ class ZooEntry:
         return tolerance_for(self.tolerance, BackendSpec.parse(spec).precision)
 
     def reference_backend(self) -> Backend:
-        """What parity is judged against: the float64 numpy forward or the PyTorch fp32 model."""
+        """What parity is judged against: the float64 numpy forward, the PyTorch fp32 model or
+        the native classifier."""
+        if self.reference == "native":
+            return self.backend(f"{self.native_backend}-cpu")
         return self.backend("numpy" if self.reference == "numpy-fp64" else "pyt-cpu")
+
+    @property
+    def native_backend(self) -> str | None:
+        """``sklearn`` or ``xgboost`` for a digits classifier, else None."""
+        return NATIVE_BACKENDS.get(self.params.get("estimator"))
 
     def is_built(self) -> bool:
         """Every artifact exists and is newer than what defines the model (the Go JSON source;
         for a seeded U-Net the module that seeds it)."""
-        definition = self.source if self.source is not None else Path(__file__).parent / "nets" / "unet.py"
+        module = {"unet": "unet.py", "digits": "digits.py"}.get(self.family)
+        definition = self.source if module is None else Path(__file__).parent / "nets" / module
         source_time = definition.stat().st_mtime
         return all(p.is_file() and p.stat().st_mtime >= source_time for p in self.artifacts().values())
 
@@ -152,6 +168,10 @@ def _entry(path: Path, name: str, table: dict, root: Path, build: Path) -> ZooEn
             need(isinstance(table.get(key), (int, float)) and not isinstance(table.get(key), bool), key,
                  "a number (U-Net width, size, audio, seed)")
         params = {k: table[k] for k in UNET_KEYS}
+    elif table["family"] == "digits":
+        need(table.get("estimator") in NATIVE_BACKENDS, "estimator", f"one of {tuple(NATIVE_BACKENDS)}")
+        need(isinstance(table.get("seed"), int) and not isinstance(table.get("seed"), bool), "seed", "an integer")
+        params = {k: table[k] for k in DIGITS_KEYS}
     else:
         need("source" in table, "source", "a value (required key)")
         source = root / table["source"]
@@ -201,6 +221,47 @@ def build_unet_artifacts(entry: ZooEntry, progress: Callable[[str], None] | None
     return {"onnx": report}
 
 
+def build_digits_artifacts(entry: ZooEntry,
+                           progress: Callable[[str], None] | None = None) -> dict[str, ParityReport]:
+    """Train a digits classifier, save it natively (skops / XGBoost JSON) and convert it to
+    ONNX; the ONNX file is written only when it matches the native model on the whole test
+    split (labels identical, probabilities within the entry's tolerance)."""
+    from rps_infer.convert import classic
+    from rps_infer.errors import ParityError
+    from rps_infer.models import open_model
+    from rps_infer.nets import digits
+    from rps_infer.util import atomic_write
+    from rps_infer.verify import compare_backends
+
+    artifacts = entry.artifacts()
+    estimator, seed = str(entry.params["estimator"]), int(entry.params["seed"])
+    if progress:
+        progress(f"{entry.name}: train {estimator} on the digits (seed {seed}) -> {artifacts['native']}")
+    model = digits.train(estimator, seed)
+    atomic_write(artifacts["native"], lambda tmp: classic.write_native(model, tmp))
+    proto = classic.to_onnx(model, digits.FEATURES, {
+        "rps_infer.family": "classifier", "rps_infer.estimator": estimator,
+        "rps_infer.tolerance": entry.tolerance, "rps_infer.inputs": entry.inputs})
+    report: ParityReport | None = None
+
+    def write_and_prove(tmp: Path) -> None:
+        nonlocal report
+        tmp.write_bytes(proto.SerializeToString())
+        test_rows = len(digits.split()[1])
+        with open_model(artifacts["native"]).backend() as native, open_model(tmp).backend() as onnx_model:
+            report = compare_backends(native, onnx_model, batch_sizes=(1, test_rows), tol=entry.tolerance,
+                                      generator="digits", reference_label=f"{estimator} (native)",
+                                      candidate_label=f"ONNX {entry.onnx_path.name}")
+        if not report:
+            raise ParityError(f"refusing to write {entry.onnx_path}: the ONNX graph does not match the "
+                              f"native {estimator}", report)
+
+    if progress:
+        progress(f"{entry.name}: {artifacts['native'].name} -> {artifacts['onnx']}")
+    atomic_write(artifacts["onnx"], write_and_prove)
+    return {"onnx": report}
+
+
 def build(entries: list[ZooEntry], force: bool = False,
           progress: Callable[[str], None] | None = None) -> dict[str, dict[str, ParityReport]]:
     """Build the entries' artifacts (skipping up-to-date ones unless ``force``)."""
@@ -212,16 +273,21 @@ def build(entries: list[ZooEntry], force: bool = False,
             continue
         if entry.family == "unet":
             built[entry.name] = build_unet_artifacts(entry, progress)
+        elif entry.family == "digits":
+            built[entry.name] = build_digits_artifacts(entry, progress)
         else:
             built[entry.name] = build_mlp_artifacts(entry.source, entry.artifacts(), progress)
     return built
 
 
 def select(zoo: dict[str, ZooEntry], names: list[str] | None) -> list[ZooEntry]:
-    """The named entries (all when ``names`` is empty); unknown names are an error."""
+    """The named entries (all when ``names`` is empty); a family name (``digits``) stands
+    for all its entries; unknown names are an error."""
     if not names:
         return list(zoo.values())
-    unknown = [n for n in names if n not in zoo]
+    families = {e.family for e in zoo.values()}
+    unknown = [n for n in names if n not in zoo and n not in families]
     if unknown:
-        raise RpsInferError(f"unknown model(s) {unknown}; the zoo has {sorted(zoo)}")
-    return [zoo[n] for n in names]
+        raise RpsInferError(f"unknown model(s) {unknown}; the zoo has {sorted(zoo)} (families {sorted(families)})")
+    chosen = [e for n in names for e in ([zoo[n]] if n in zoo else [e for e in zoo.values() if e.family == n])]
+    return list({e.name: e for e in chosen}.values())

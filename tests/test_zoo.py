@@ -26,9 +26,10 @@ def test_manifest_loads_with_the_bundled_models():
 def test_every_zoo_model_and_backend_has_a_runnable_parity_case():
     """Registry coverage: each zoo model has parity cases, and each backend it lists is one
     this project implements on a device that backend knows (else its case could only skip)."""
-    from rps_infer.backends import onnxrt, pyt, tf
+    from rps_infer.backends import native, onnxrt, pyt, tf
 
-    devices = {"onnxrt": tuple(onnxrt.DEVICE_PROVIDERS), "pyt": pyt.DEVICES, "tf": tf.DEVICES}
+    devices = {"onnxrt": tuple(onnxrt.DEVICE_PROVIDERS), "pyt": pyt.DEVICES, "tf": tf.DEVICES,
+               "sklearn": native.DEVICES, "xgboost": native.DEVICES}
     assert {name for name, _ in CASES} == {name for name, e in ZOO.items() if e.ci}
     for name, spec in CASES:
         parsed = BackendSpec.parse(spec)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rps_infer.backends.base import Backend, TensorSpec
 from rps_infer.errors import RpsInferError
 
-BACKEND_NAMES = ("onnxrt", "pyt", "tf", "numpy")
+BACKEND_NAMES = ("onnxrt", "pyt", "tf", "numpy", "sklearn", "xgboost")
 
 # variant -> backend constructor option, per backend
 VARIANTS: dict[str, dict[str, tuple[str, object]]] = {

@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runner-class", default=None, help="default: derived from this machine")
     parser.add_argument("--out", type=Path, default=None,
                         help="default: benchmarks/baselines/<runner-class>.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the existing baseline's cases this run did not measure (e.g. with -- -k NEW)")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
     runner = args.runner_class or machine.runner_class()
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             files.append(Path(tmp) / f"run{i}.json")
             run_suite(files[-1], [f"--runner-class={runner}", *args.pytest_args])
         cases = summarise(files)
+    if args.merge and out.is_file():
+        cases = {**json.loads(out.read_text(encoding="utf-8"))["cases"], **cases}
     data = {"runner_class": runner, "repetitions": args.repetitions, "machine": machine.machine_info(),
             "spread_by_group": group_spread(cases), "cases": cases}
     atomic_write(out, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8"))

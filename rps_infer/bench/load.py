@@ -66,7 +66,8 @@ class LoadResult:
 
 def payload(model: str, batch: int) -> dict[str, np.ndarray]:
     """The inputs a client sends: realistic positions for the RPS models, seeded uniform
-    images and audio for a zoo U-Net (``unet-ci``, ``unet-full``)."""
+    images and audio for a zoo U-Net (``unet-ci``, ``unet-full``), test digits for a
+    digits classifier (``digits-*``)."""
     if model.startswith("unet"):
         from rps_infer import zoo
         from rps_infer.nets.unet import AUDIO_CHANNELS
@@ -75,6 +76,10 @@ def payload(model: str, batch: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(batch)
         return {"image": rng.random((batch, 6, p["size"], p["size"]), np.float32),
                 "audio": rng.random((batch, AUDIO_CHANNELS, p["audio"], p["audio"]), np.float32)}
+    if model.startswith("digits"):
+        from rps_infer.nets.digits import digit_rows
+
+        return {"input": digit_rows(batch, offset=batch)}
     return {"input": realistic_positions(batch, seed=batch)}
 
 

@@ -33,4 +33,4 @@ def backend_options(spec: str, threads: int) -> dict:
     name = spec.partition("-")[0]  # variants (":fp16") do not change thread options
     if name == "onnxrt":
         return {"intra_op_threads": threads, "inter_op_threads": 1, "spinning": False}
-    return {"threads": threads} if name in ("pyt", "tf") else {}
+    return {"threads": threads} if name in ("pyt", "tf", "sklearn", "xgboost") else {}

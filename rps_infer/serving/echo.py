@@ -4,7 +4,8 @@ It speaks the same two APIs with the same payloads and server options as
 ``rps-infer serve`` and does no inference: Predict answers 9 fixed probabilities
 (policy) or a value; BatchPredict one response per input; ModelInfer a raw FP32
 tensor of the model's output size (9 or 1 columns per row; for an image input
-[N, C, H, W], an [N, 3, H, W] image as the U-Net answers). Everything the service
+[N, C, H, W], an [N, 3, H, W] image as the U-Net answers; for a ``digits-*`` model an
+INT64 label [N] and FP32 probabilities [N, 10], as the classifiers answer). Everything the service
 does beyond this (decoding to numpy, validation, inference, encoding) is its overhead.
 
     python -m rps_infer.serving.echo [--port 0] [--threads 16]
@@ -55,7 +56,13 @@ def build_echo_server(host: str, port: int, threads: int = 16, max_message_mb: i
             else:
                 shape = [first[0], OUTPUT_COLUMNS.get(request.model_name, 9)]
             response = predict_v2_pb2.ModelInferResponse(model_name=request.model_name, id=request.id)
-            response.outputs.add(name="output", datatype="FP32", shape=shape)
+            if request.model_name.startswith("digits"):
+                response.outputs.add(name="label", datatype="INT64", shape=first[:1])
+                response.raw_output_contents.append(np.zeros(first[:1], np.int64).tobytes())
+                shape = [first[0], 10]
+                response.outputs.add(name="probabilities", datatype="FP32", shape=shape)
+            else:
+                response.outputs.add(name="output", datatype="FP32", shape=shape)
             response.raw_output_contents.append(np.zeros(shape, np.float32).tobytes())
             return response
 

@@ -37,6 +37,7 @@ class ServerConfig:
     policy: Path | None = None
     value: Path | None = None
     models: dict[str, Path] = field(default_factory=dict)
+    model_repository: Path | None = None
     backend: str = "onnxrt"
     device: str = "cpu"
     precision: str = "fp32"
@@ -97,20 +98,55 @@ def default_model_path(name: str, backend: str) -> Path:
 
 
 def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
-    """Load every model; each gets its own batcher when batching is on."""
+    """Load every model; each gets its own batcher when batching is on.
+
+    The policy, value and ``--model`` models must load (the server does not start
+    otherwise); a repository model that fails is served as not ready, with the reason.
+    """
+    from rps_infer.serving.repository import check_name
+
     models = [
         load_model("policy", config.policy or default_model_path("policy", config.backend), config, "policy"),
         load_model("value", config.value or default_model_path("value", config.backend), config, "value"),
     ]
     for name, path in config.models.items():
+        check_name(name)
         if name in ("policy", "value"):
             raise RpsInferError(f"--model {name}=... clashes with the --{name} model; choose another name")
         models.append(load_model(name, path, config))
-    if config.batching:
-        for m in models:
+    batching = {m.name: config.batching for m in models}
+    if config.model_repository is not None:
+        models += load_repository(config, {m.name for m in models}, batching)
+    for m in models:
+        if m.ready and batching[m.name]:
             m.batcher = AdaptiveBatcher(m.backend.infer, config.max_batch_size, config.batch_timeout_us,
                                         on_batch=lambda rows, name=m.name: metrics.batch(name, rows))
     return ModelRegistry(models, ServingOptions(config.max_batch_size, config.allow_nonfinite))
+
+
+def load_repository(config: ServerConfig, taken: set[str], batching: dict[str, bool]) -> list[ServedModel]:
+    """The repository's models; one that fails to load is returned not ready, with the reason."""
+    from dataclasses import replace
+
+    from rps_infer.serving.repository import scan
+
+    served = []
+    for entry in scan(config.model_repository):
+        if entry.name in taken:
+            log.warning("repository model %r is shadowed by the command line's model of that name", entry.name)
+            continue
+        batching[entry.name] = config.batching if entry.batching is None else entry.batching
+        if entry.error is None:
+            settings = replace(config, backend="onnxrt", device=entry.device or config.device,
+                               precision=entry.precision or config.precision)
+            try:
+                served.append(load_model(entry.name, entry.path, settings))
+                continue
+            except Exception as exc:  # any failure of one model must leave the others serving
+                entry.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        log.error("model %r failed to load and is not ready: %s", entry.name, entry.error)
+        served.append(ServedModel(entry.name, None, error=entry.error))
+    return served
 
 
 def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMetrics, reuse_port: bool):
