@@ -92,7 +92,8 @@ def to_markdown(report: dict) -> str:
              f"- created: {report['created']}", f"- machine: {machine_line(report)}",
              f"- runner class: {report['machine']['runner_class']}",
              f"- threads per framework: {report['threads']}", f"- command: `{report['command']}`", "",
-             "| backend | batch | p50 us | p90 us | p99 us | items/s | speedup vs PyTorch eager | parity max abs |",
+             "| backend | batch | p50 us | p90 us | p99 us | items/s "
+             "| speedup vs PyTorch eager (classifiers: vs native) | parity max abs |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in report["rows"]:
         speed = "-" if r["speedup_vs_eager"] is None else f"{r['speedup_vs_eager']:.2f}x"

@@ -20,6 +20,7 @@ from rps_infer.verify import compare_backends, make_feeds
 from rps_infer.zoo import ZooEntry
 
 EAGER_BASELINE = "pyt-cpu"
+NATIVE_BASELINES = ("sklearn-cpu", "xgboost-cpu")  # a classifier's "before": its own runtime
 
 
 @dataclass
@@ -119,7 +120,10 @@ def _phases(backend, feeds, rounds: int) -> tuple[float, float, float]:
 
 
 def _add_speedups(rows: list[Row]) -> None:
-    eager = {r.batch: r.p50_us for r in rows if r.backend == EAGER_BASELINE}
+    """Speedup against PyTorch eager, or for a classifier against its native runtime."""
+    names = {r.backend for r in rows}
+    before = EAGER_BASELINE if EAGER_BASELINE in names else next((n for n in NATIVE_BASELINES if n in names), None)
+    eager = {r.batch: r.p50_us for r in rows if r.backend == before}
     for r in rows:
         if r.batch in eager:
             r.speedup_vs_eager = eager[r.batch] / r.p50_us
