@@ -168,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, help="export Prometheus metrics on this port (off by default)")
     p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM (default 10)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    g = p.add_argument_group("security")
+    g.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve TLS only, with this certificate (chain)")
+    g.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key")
+    g.add_argument("--tls-client-ca", type=Path, metavar="PEM",
+                   help="mutual TLS: clients must present a certificate signed by this CA")
+    g.add_argument("--auth-token-file", type=Path, metavar="FILE",
+                   help="require 'authorization: Bearer <token>' metadata on every call but health checks")
+    g.add_argument("--insecure", action="store_true",
+                   help="allow plaintext on an address other hosts can reach (refused without it)")
 
     p = sub.add_parser("demo", help="build the zoo and print parity matrices",
                        description="Build the bundled models and print, for them and for every Go file "
@@ -384,6 +393,7 @@ def _read_report(path: Path) -> dict:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """``rps-infer serve``."""
+    from rps_infer.serving.security import SecurityConfig
     from rps_infer.serving.server import ServerConfig, configure_logging, serve
 
     models = {}
@@ -400,7 +410,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         intra_op_threads=args.intra_op_threads,
         max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=not args.no_batching,
         max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite, metrics_port=args.metrics_port,
-        grace_s=args.grace)
+        grace_s=args.grace,
+        security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file, args.insecure))
     return serve(config)
 
 

@@ -58,3 +58,7 @@ class ModelNotFoundError(RpsInferError):
 
 class ModelNotReadyError(RpsInferError):
     """A served model failed to load or is shutting down."""
+
+
+class AuthenticationError(RpsInferError):
+    """A call without the bearer token the server requires."""

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rps_infer.errors import RpsInferError
+from rps_infer.serving import security
 from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
+from rps_infer.serving.security import SecurityConfig
 from rps_infer.serving.service import ModelRegistry, ServedModel, ServingOptions
 
 log = logging.getLogger("rps_infer.serving")
@@ -53,6 +55,7 @@ class ServerConfig:
     allow_nonfinite: bool = False
     metrics_port: int | None = None
     grace_s: float = 10.0
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
 def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = None) -> ServedModel:
@@ -161,7 +164,10 @@ def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMet
     limit = config.max_message_mb * 1024 * 1024
     options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                ("grpc.so_reuseport", 1 if reuse_port else 0)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.threads), options=options)
+    token = security.read_token(config.security.auth_token_file)
+    interceptors = [security.token_interceptor(token)] if token else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.threads), options=options,
+                         interceptors=interceptors)
     server.add_generic_rpc_handlers((generic_handler(SERVICE_NAMES[0], NeuralServicer(registry, metrics)),
                                      generic_handler(SERVICE_NAMES[1], InferenceServicer(registry, metrics))))
     health_servicer = health.HealthServicer()
@@ -170,7 +176,9 @@ def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMet
              predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
              health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    credentials = security.server_credentials(config.security)
+    address = f"{config.host}:{config.port}"
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise RpsInferError(f"cannot bind {config.host}:{config.port} (in use or not an address of this host)")
     return server, health_servicer, port
@@ -222,6 +230,9 @@ def run_worker(config: ServerConfig, reuse_port: bool, ready_fd: int | None = No
 
 def serve(config: ServerConfig) -> int:
     """Run one server, or ``config.workers`` processes sharing the port (SO_REUSEPORT)."""
+    security.check(config.security, config.host)
+    security.read_token(config.security.auth_token_file)  # a bad file fails here, before any worker
+    security.server_credentials(config.security)
     if config.workers <= 1:
         return run_worker(config, reuse_port=False)
     if config.port == 0:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import grpc
 
 from rps_infer.errors import (
+    AuthenticationError,
     InputMismatchError,
     InvalidRequestError,
     ModelNotFoundError,
@@ -31,6 +32,7 @@ STATUS_BY_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ModelNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ModelNotReadyError, grpc.StatusCode.UNAVAILABLE),
     (ProviderUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (AuthenticationError, grpc.StatusCode.UNAUTHENTICATED),
 )
 
 
