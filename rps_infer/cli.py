@@ -178,6 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--insecure", action="store_true",
                    help="allow plaintext on an address other hosts can reach (refused without it)")
 
+    p = sub.add_parser("soak", help="mixed traffic against a running server, watched over time",
+                       description="Closed-loop clients (threads in a few processes) cycle through Predict, "
+                       "BatchPredict and ModelInfer against a running rps-infer serve (the zoo's policy and value) "
+                       "and report per interval requests, errors, req/s, p50/p99 and the server's resident "
+                       "memory. Exits 1 on any error or stuck call (unanswered after 10 s), or when the memory "
+                       "growth after warm-up exceeds --max-rss-growth.")
+    p.add_argument("--target", required=True, help="HOST:PORT of the server")
+    p.add_argument("--duration", type=float, default=60.0, help="measured seconds after warm-up (default 60)")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds not counted (default 3)")
+    p.add_argument("--concurrency", type=int, default=32, help="client threads in all (default 32)")
+    p.add_argument("--processes", type=int, help="client processes (default: one per core)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds per reported window (default 1)")
+    p.add_argument("--server-pid", type=int, action="append", default=[],
+                   help="server process whose memory (with its workers) is sampled (repeatable)")
+    p.add_argument("--max-rss-growth", type=float, metavar="FRACTION",
+                   help="fail when server memory grows by more than this after warm-up (e.g. 0.10)")
+    p.add_argument("--out", type=Path, help="also write soak.json into this folder")
+
     p = sub.add_parser("demo", help="build the zoo and print parity matrices",
                        description="Build the bundled models and print, for them and for every Go file "
                        "in ../shared/neural_rps, the max abs error between every pair of numpy / "
@@ -391,6 +409,28 @@ def _read_report(path: Path) -> dict:
     return data
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    """``rps-infer soak``."""
+    from rps_infer.bench.soak import run_soak, summary_lines
+    from rps_infer.bench.sweep import stderr_progress
+    from rps_infer.util import atomic_write
+
+    if args.duration <= 0 or args.concurrency < 1 or args.interval <= 0:
+        raise RpsInferError("--duration and --interval must be positive and --concurrency at least 1")
+    result = run_soak(args.target, duration_s=args.duration, concurrency=args.concurrency,
+                      processes=args.processes, server_pids=args.server_pid or None, warmup_s=args.warmup,
+                      interval_s=args.interval, progress=stderr_progress)
+    print("\n".join(summary_lines(result)))
+    if args.out:
+        path = args.out / "soak.json"
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8"))
+        print(f"report: {path}")
+    failed = sum(result.errors.values()) > 0 or result.stuck > 0
+    if args.max_rss_growth is not None and result.rss_growth is not None:
+        failed |= result.rss_growth > args.max_rss_growth
+    return EXIT_MISMATCH if failed else EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """``rps-infer serve``."""
     from rps_infer.serving.security import SecurityConfig
@@ -522,7 +562,7 @@ def _print_matrix(title: str, source: Path, artifacts: dict[str, Path]) -> bool:
     return all(pairs.values())
 
 
-COMMANDS = {"convert": cmd_convert, "quantize": cmd_quantize, "verify": cmd_verify, "info": cmd_info,
+COMMANDS = {"soak": cmd_soak, "convert": cmd_convert, "quantize": cmd_quantize, "verify": cmd_verify, "info": cmd_info,
             "models": cmd_models, "bench": cmd_bench, "serve": cmd_serve, "demo": cmd_demo}
 
 

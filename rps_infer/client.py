@@ -20,15 +20,29 @@ def _channel(target: str, max_message_mb: int):
     import grpc
 
     limit = max_message_mb * 1024 * 1024
+    # Each client its own connection: grpcio otherwise shares one TCP connection among all
+    # channels to the same target, so a pool of workers would see one client, not many.
     return grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", limit),
-                                                  ("grpc.max_send_message_length", limit)])
+                                                  ("grpc.max_send_message_length", limit),
+                                                  ("grpc.use_local_subchannel_pool", 1)])
 
 
 class _Client:
-    def __init__(self, target: str, timeout: float | None = 30.0, max_message_mb: int = DEFAULT_MESSAGE_MB) -> None:
+    """``wait_for_ready``: a call made while the connection is down waits for it (up to the
+    timeout) instead of failing at once with UNAVAILABLE; use it against a worker pool,
+    where a restarted worker's clients reconnect to another worker within milliseconds."""
+
+    def __init__(self, target: str, timeout: float | None = 30.0, max_message_mb: int = DEFAULT_MESSAGE_MB,
+                 wait_for_ready: bool = False) -> None:
         self.target = target
         self.timeout = timeout
+        self.wait_for_ready = wait_for_ready
         self.channel = _channel(target, max_message_mb)
+
+    @property
+    def call_options(self) -> dict:
+        """Keyword arguments of every call: deadline and wait-for-ready."""
+        return {"timeout": self.timeout, "wait_for_ready": self.wait_for_ready}
 
     def close(self) -> None:
         """Close the channel."""
@@ -61,7 +75,7 @@ class NeuralClient(_Client):
         """The raw PredictResponse for one position."""
         request = self.pb.PredictRequest(features=np.asarray(features, np.float32).ravel().tolist(),
                                          model_type=model_type)
-        return self.stub.Predict(request, timeout=self.timeout)
+        return self.stub.Predict(request, **self.call_options)
 
     def predict_policy(self, features: np.ndarray) -> tuple[np.ndarray, int]:
         """(probabilities [9], best move) for one position."""
@@ -77,14 +91,14 @@ class NeuralClient(_Client):
         rows = np.asarray(features, np.float32).tolist()
         request = self.pb.BatchPredictRequest(inputs=[self.pb.InputFeatures(features=r) for r in rows],
                                               model_type=model_type)
-        outputs = self.stub.BatchPredict(request, timeout=self.timeout).outputs
+        outputs = self.stub.BatchPredict(request, **self.call_options).outputs
         if model_type == "value":
             return np.array([[o.value] for o in outputs], dtype=np.float32)
         return np.array([o.probabilities for o in outputs], dtype=np.float32)
 
     def model_info(self, model_type: str):
         """The ModelInfoResponse."""
-        return self.stub.GetModelInfo(self.pb.ModelInfoRequest(model_type=model_type), timeout=self.timeout)
+        return self.stub.GetModelInfo(self.pb.ModelInfoRequest(model_type=model_type), **self.call_options)
 
 
 class V2Client(_Client):
@@ -99,17 +113,17 @@ class V2Client(_Client):
 
     def live(self) -> bool:
         """ServerLive."""
-        return self.stub.ServerLive(self.pb.ServerLiveRequest(), timeout=self.timeout).live
+        return self.stub.ServerLive(self.pb.ServerLiveRequest(), **self.call_options).live
 
     def ready(self, model: str | None = None) -> bool:
         """ServerReady, or ModelReady of ``model``."""
         if model is None:
-            return self.stub.ServerReady(self.pb.ServerReadyRequest(), timeout=self.timeout).ready
-        return self.stub.ModelReady(self.pb.ModelReadyRequest(name=model), timeout=self.timeout).ready
+            return self.stub.ServerReady(self.pb.ServerReadyRequest(), **self.call_options).ready
+        return self.stub.ModelReady(self.pb.ModelReadyRequest(name=model), **self.call_options).ready
 
     def metadata(self, model: str):
         """ModelMetadataResponse."""
-        return self.stub.ModelMetadata(self.pb.ModelMetadataRequest(name=model), timeout=self.timeout)
+        return self.stub.ModelMetadata(self.pb.ModelMetadataRequest(name=model), **self.call_options)
 
     def request(self, model: str, inputs: dict[str, np.ndarray], raw: bool = True,
                 outputs: list[str] | None = None):
@@ -119,7 +133,7 @@ class V2Client(_Client):
     def infer(self, model: str, inputs: dict[str, np.ndarray], raw: bool = True,
               outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """ModelInfer; returns output name -> array (raw or typed contents, whichever came)."""
-        response = self.stub.ModelInfer(self.request(model, inputs, raw, outputs), timeout=self.timeout)
+        response = self.stub.ModelInfer(self.request(model, inputs, raw, outputs), **self.call_options)
         return decode_response(response)
 
 

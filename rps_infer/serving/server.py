@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,7 +291,10 @@ def _supervise(config: ServerConfig) -> int:
             exit_code = exit_code or max(code, 0)
         elif slot is not None:
             log.warning("worker %d exited with %d; restarting it", pid, code)
-            children[start_worker(slot)] = slot
+            began = time.monotonic()
+            new = start_worker(slot)
+            children[new] = slot
+            log.warning("worker %d (slot %d) restarted in %.2f s", new, slot, time.monotonic() - began)
     return exit_code
 
 
