@@ -200,13 +200,29 @@ def plot_cost(report: dict, path: Path) -> None:
               f"FPS measured on {report['machine']['cpu_model']}", path)
 
 
-def _bar_plot(labels: list[str], series: list[tuple[str, list[float]]], ylabel: str, title: str, path: Path) -> None:
+def _figure():
+    """A headless matplotlib figure of the reports' size."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    return plt.subplots(figsize=(7, 4.5), dpi=110)
+
+
+def _finish(fig, ax, title: str, path: Path) -> None:
+    """Title, legend, grid; written atomically; the figure closed."""
+    import matplotlib.pyplot as plt
+
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def _bar_plot(labels: list[str], series: list[tuple[str, list[float]]], ylabel: str, title: str, path: Path) -> None:
+    fig, ax = _figure()
     width = 0.8 / len(series)
     for i, (name, values) in enumerate(series):
         xs = [x + i * width for x in range(len(labels))]
@@ -214,12 +230,8 @@ def _bar_plot(labels: list[str], series: list[tuple[str, list[float]]], ylabel: 
         ax.bar_label(bars, fmt="%.3g", fontsize=7)
     ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(labels))], labels, fontsize=8)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _finish(fig, ax, title, path)
 
 
 def plot(report: dict, metric: str, label: str, path: Path) -> None:
@@ -241,12 +253,7 @@ def plot_grpc(report: dict, metric: str, label: str, path: Path) -> None:
 
 
 def _line_plot(lines: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = _figure()
     for name, points in lines.items():
         if points:
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
@@ -254,12 +261,8 @@ def _line_plot(lines: dict[str, list[tuple[float, float]]], xlabel: str, ylabel:
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _finish(fig, ax, title, path)
 
 
 def compare_lines(old: dict, new: dict) -> list[str]:
