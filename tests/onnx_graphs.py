@@ -89,3 +89,15 @@ def slow_graph(path: Path, size: int = 1024, repeats: int = 40) -> Path:
     nodes.append(helper.make_node("ReduceSum", [f"m{repeats}"], ["output"], keepdims=0, axes=None))
     return _save(nodes, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
                  [helper.make_tensor_value_info("output", TensorProto.FLOAT, [])], [w, zero], path)
+
+
+def wide_graph(path: Path, width: int = 200_000) -> Path:
+    """input [batch, 4] -> output [batch, width] (each row's sum, repeated): a small request
+    with a large answer, to test the server's send limit."""
+    shape = numpy_helper.from_array(np.array([1, width], np.int64), "shape")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [helper.make_node("ReduceSum", ["input", "axes"], ["total"], keepdims=1),
+             helper.make_node("Expand", ["total", "shape"], ["output"])]
+    return _save(nodes, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+                 [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", width])],
+                 [shape, axes], path)

@@ -23,6 +23,7 @@ from rps_infer.game import realistic_positions
 from rps_infer.models import open_model
 from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
 
+from .onnx_graphs import wide_graph
 from .server_process import ServerProcess
 
 ALLOWED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -41,6 +42,7 @@ def server(built_zoo, tmp_path_factory):
     repository = tmp_path_factory.mktemp("fuzz-repository")
     (repository / "broken.onnx").write_bytes(b"not a graph")  # serves as not ready: UNAVAILABLE
     (repository / "digits.onnx").write_bytes(built_zoo["digits-logreg"].onnx_path.read_bytes())
+    wide_graph(repository / "wide.onnx")  # 64 bytes in, 1.6 MB out
     with ServerProcess("--policy", str(built_zoo["policy"].onnx_path), "--value", str(built_zoo["value"].onnx_path),
                        "--model-repository", str(repository), "--max-batch-size", "64",
                        "--max-message-mb", "1") as proc:
@@ -168,9 +170,15 @@ def test_random_bytes_to_every_method(server, channel, built_zoo):
     _still_correct(server, built_zoo)
 
 
-def test_oversized_messages_are_resource_exhausted(server, channel):
+def test_oversized_messages_are_resource_exhausted_both_ways(server, channel, built_zoo):
     request = predict_v2_pb2.ModelInferRequest(model_name="policy")
     request.inputs.add(name="input", datatype="FP32", shape=[4000, 81])
     request.raw_input_contents.append(np.zeros((4000, 81), np.float32).tobytes())  # 1.3 MB > 1 MB limit
     assert _call(channel, "inference.GRPCInferenceService", "ModelInfer",
                  request.SerializeToString()) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with V2Client(server.target) as c:  # the answer would be 1.6 MB: the server refuses to send it
+        assert c.infer("wide", {"input": np.ones((1, 4), np.float32)})["output"].shape == (1, 200_000)
+        with pytest.raises(grpc.RpcError) as refused:
+            c.infer("wide", {"input": np.ones((2, 4), np.float32)})
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    _still_correct(server, built_zoo)
