@@ -65,8 +65,8 @@ class OnnxRuntimeBackend(Backend):
         allow_fallback: accept a session on which the requested provider is not active.
         precision: ``fp32``, ``fp16`` or ``int8``. TensorRT builds the reduced-precision
             engine from the fp32 graph (INT8 from a calibration table made on the CPU);
-            other providers run ``<stem>.fp16.onnx`` / ``<stem>.int8.onnx``, built and
-            parity-proven next to the model on first use.
+            other providers run ``<stem>.cache/fp16.onnx`` / ``<stem>.cache/int8.onnx``,
+            built and parity-proven beside the model on first use.
         io_binding: bind inputs and outputs to the device explicitly (see :meth:`infer_phases`).
         cudnn_search: cuDNN convolution algorithm search on cuda (``exhaustive`` finds the
             fastest kernels at the cost of a slower first call).
