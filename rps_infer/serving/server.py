@@ -120,7 +120,9 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
         models.append(load_model(name, path, config))
     batching = {m.name: config.batching for m in models}
     if config.model_repository is not None:
-        models += load_repository(config, {m.name for m in models}, batching)
+        for model, batched in load_repository(config, set(batching)):
+            models.append(model)
+            batching[model.name] = batched
     for m in models:
         if m.ready and batching[m.name]:
             m.batcher = AdaptiveBatcher(m.backend.infer, config.max_batch_size, config.batch_timeout_us,
@@ -128,8 +130,9 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
     return ModelRegistry(models, ServingOptions(config.max_batch_size, config.allow_nonfinite))
 
 
-def load_repository(config: ServerConfig, taken: set[str], batching: dict[str, bool]) -> list[ServedModel]:
-    """The repository's models; one that fails to load is returned not ready, with the reason."""
+def load_repository(config: ServerConfig, taken: set[str]) -> list[tuple[ServedModel, bool]]:
+    """The repository's models not named in ``taken``, each with whether it is batched; one
+    that fails to load is returned not ready, with the reason."""
     from dataclasses import replace
 
     from rps_infer.serving.repository import scan
@@ -139,17 +142,17 @@ def load_repository(config: ServerConfig, taken: set[str], batching: dict[str, b
         if entry.name in taken:
             log.warning("repository model %r is shadowed by the command line's model of that name", entry.name)
             continue
-        batching[entry.name] = config.batching if entry.batching is None else entry.batching
+        batched = config.batching if entry.batching is None else entry.batching
         if entry.error is None:
             settings = replace(config, backend="onnxrt", device=entry.device or config.device,
                                precision=entry.precision or config.precision)
             try:
-                served.append(load_model(entry.name, entry.path, settings))
+                served.append((load_model(entry.name, entry.path, settings), batched))
                 continue
             except Exception as exc:  # any failure of one model must leave the others serving
                 entry.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         log.error("model %r failed to load and is not ready: %s", entry.name, entry.error)
-        served.append(ServedModel(entry.name, None, error=entry.error))
+        served.append((ServedModel(entry.name, None, error=entry.error), batched))
     return served
 
 
