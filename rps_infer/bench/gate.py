@@ -8,10 +8,15 @@ the run ends with pytest's normal summary line and a non-zero exit. A case with
 no baseline is reported, not failed. A table (case, baseline, now, ratio,
 verdict) is printed at the end.
 
-Where no baseline exists for this runner class, the gate takes one of the same
-architecture and core count and scales it by the calibration ratio (a bare
-single-thread ``InferenceSession.run`` timed in both runs) and says so; where
-none fits, every case is reported, none failed.
+The calibration cases (a bare single-thread ``InferenceSession.run``, not our code)
+run first and check that this machine is the baseline's: if neither calibration
+case's fastest round is within ``MACHINE_MATCH`` of the baseline's, this is another
+CPU generation or a busy host, and every case is reported, none failed. A baseline
+of another runner class of the same kind (architecture, core count) is likewise
+only reported: one calibration ratio does not carry across CPUs (measured: an Intel
+Xeon ran the calibration 2.2x faster than the AMD EPYC baseline machine but the
+U-Net convolutions 1.7x slower). Where no baseline fits at all, every case is
+reported. The relations (speed-ups within one run) are checked on any machine.
 
 Thresholds per group (code defaults in-process 35 %, gRPC 60 %) are set in
 ``pyproject.toml`` (this project: 50 % and 80 %, from the measured spread)::
@@ -36,9 +41,13 @@ from rps_infer.bench import machine
 
 # "reference" cases (e.g. Keras model.predict) put our numbers in context; they are
 # reported, never failed.
-DEFAULT_THRESHOLDS = {"inprocess": 0.35, "grpc": 0.60, "calibration": 0.35, "reference": math.inf}
+DEFAULT_THRESHOLDS = {"inprocess": 0.35, "grpc": 0.60, "reference": math.inf}
 CALIBRATION_GROUP = "calibration"
 REMEASURES = 2  # extra looks a case gets before it is called a regression
+# A calibration fastest round within 20 % of the baseline's means the same machine. On the
+# baseline machine one of the two cases always was (b64 within 3 % over 5 runs; b1 is
+# bimodal, 10 or 15 us); another EPYC that failed the gate ran both 33-38 % slower.
+MACHINE_MATCH = 0.20
 SLOWDOWN_ENV = "RPS_INFER_BENCH_SLOWDOWN"
 GATE_KEY = pytest.StashKey["Gate"]()
 
@@ -111,8 +120,8 @@ class Gate:
         self.medians: dict[str, float] = {}
         self.rows: list[GateRow] = []
         self.baseline: Baseline | None = None
-        self.scaled = False  # baseline from another runner class of the same kind
-        self.calibration_now: dict[str, float] = {}
+        self.kin = False  # baseline from another runner class of the same kind: reported only
+        self.calibration_ratios: dict[str, float] = {}  # fastest round now / baseline's
         self.notice = ""
         self._select_baseline(baseline_dir, baseline_file)
 
@@ -129,9 +138,9 @@ class Gate:
         kin = sorted(p for p in baseline_dir.glob("*.json") if same_kind(self.runner_class, p.stem))
         if kin:
             self.baseline = Baseline.load(kin[0])
-            self.scaled = True
-            self.notice = (f"no baseline for {self.runner_class}; using {kin[0].name} scaled by the "
-                           "calibration ratio")
+            self.kin = True
+            self.notice = (f"no baseline for {self.runner_class}; compared with {kin[0].name} "
+                           "(another CPU): cases are reported, not failed")
         else:
             self.notice = f"no baseline fits {self.runner_class}: cases are reported, not failed"
 
@@ -139,24 +148,33 @@ class Gate:
         """The allowed slowdown of a group (0.35 = 35 % slower)."""
         return self.thresholds.get(group, self.thresholds["inprocess"])
 
-    def scale(self) -> float | None:
-        """Factor from baseline times to this machine: 1 for this runner class, the geometric
-        mean of the calibration ratios for a kin baseline, None when not yet calibrated."""
-        if not self.scaled:
-            return 1.0
-        ratios = [now / base for case, now in self.calibration_now.items()
-                  if (base := self.baseline.median(case))]
-        if not ratios:
-            return None
-        return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    def machine_differs(self) -> bool:
+        """True once the calibration cases show another machine (or a busy host): no
+        calibration case's fastest round within ``MACHINE_MATCH`` of the baseline's."""
+        if not self.calibration_ratios:
+            return False  # not calibrated (deselected): trust the runner class
+        closest = min(abs(math.log(r)) for r in self.calibration_ratios.values())
+        return closest > math.log(1 + MACHINE_MATCH)
+
+    def gating(self) -> bool:
+        """Whether a slow case fails now (else it is only reported)."""
+        return self.baseline is not None and not self.kin and not self.machine_differs()
+
+    def machine_line(self) -> str:
+        """The calibration check, for the table."""
+        if not self.calibration_ratios:
+            return "machine check: no calibration case ran"
+        ratios = ", ".join(f"{case} x{r:.2f}" for case, r in self.calibration_ratios.items())
+        verdict = ("another machine or a busy host: cases are reported, not failed" if self.machine_differs()
+                   else "same machine")
+        return f"machine check (calibration fastest round vs baseline, match within {MACHINE_MATCH:.0%}): " \
+               f"{ratios}: {verdict}"
 
     def expected(self, case: str, fastest: bool = False) -> float | None:
-        """The baseline median (or fastest round) of ``case`` scaled to this machine, or None."""
+        """The baseline median (or fastest round) of ``case``, or None."""
         if self.baseline is None:
             return None
-        base = self.baseline.fastest(case) if fastest else self.baseline.median(case)
-        scale = self.scale()
-        return None if base is None or scale is None else base * scale
+        return self.baseline.fastest(case) if fastest else self.baseline.median(case)
 
     def judge(self, case: str, group: str, timing: Timing, remeasure: Callable[[], Timing]) -> GateRow:
         """Verdict for one case.
@@ -165,36 +183,37 @@ class Gate:
         still looks slow); it is a regression only if the best median *and* the best
         fastest round are both beyond the threshold. Host noise on shared machines moves
         medians (x2 seen here) far more than fastest rounds; a real slowdown moves both.
+        Where the gate only reports (:meth:`gating`), a slow case is not re-measured.
         """
-        if group == CALIBRATION_GROUP:
-            self.calibration_now[case] = timing.median
         expected = self.expected(case)
-        note = f"scaled x{self.scale():.2f}" if self.scaled and expected is not None else ""
+        fastest = self.expected(case, fastest=True)
+        if group == CALIBRATION_GROUP and fastest:
+            self.calibration_ratios[case] = timing.fastest / fastest
         if expected is None:
-            row = GateRow(case, group, None, timing.median, "no baseline", note)
+            row = GateRow(case, group, None, timing.median, "no baseline")
+        elif group == CALIBRATION_GROUP:
+            # the yardstick of the machine check; bare onnxruntime, not our code
+            row = GateRow(case, group, expected, timing.median, "calibration")
         else:
             factor = 1 + self.threshold(group)
-            fastest = self.expected(case, fastest=True)
 
             def looks_slow(t: Timing) -> bool:
                 return t.median > expected * factor and (fastest is None or t.fastest > fastest * factor)
 
             looks = 0
-            while looks_slow(timing) and looks < REMEASURES:
+            while self.gating() and looks_slow(timing) and looks < REMEASURES:
                 again = remeasure()
                 timing = Timing(min(timing.median, again.median), min(timing.fastest, again.fastest))
                 looks += 1
-            if looks:
-                note += f"{', ' if note else ''}re-measured x{looks}"
-            slow = looks_slow(timing)
-            if group == CALIBRATION_GROUP and self.scaled:
-                verdict = "calibration"  # it defines the scale; it cannot regress against itself
-            elif slow:
-                verdict = "REGRESSION"
-            else:
+            note = f"re-measured x{looks}" if looks else ""
+            if not looks_slow(timing):
                 verdict = "ok"
                 if timing.median > expected * factor:
                     note += f"{', ' if note else ''}noise: fastest round within limit"
+            elif self.gating():
+                verdict = "REGRESSION"
+            else:
+                verdict = "slow, not gated"
             row = GateRow(case, group, expected, timing.median, verdict, note)
         self.rows.append(row)
         self.medians[case] = row.now
@@ -222,7 +241,8 @@ class Gate:
     def table(self) -> list[str]:
         """The gate's table, one row per judged case."""
         head = f"{'case':58} {'group':11} {'baseline':>10} {'now':>10} {'ratio':>6}  verdict"
-        lines = [f"latency gate ({self.runner_class}): {self.notice}", head, "-" * len(head)]
+        lines = [f"latency gate ({self.runner_class}): {self.notice}", self.machine_line(), head,
+                 "-" * len(head)]
         for r in self.rows:
             base = "-" if r.baseline is None else _us(r.baseline)
             ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"

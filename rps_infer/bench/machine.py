@@ -28,6 +28,26 @@ def cpu_model() -> str:
     return platform.processor() or "unknown-cpu"
 
 
+@functools.cache
+def cpu_signature() -> str:
+    """Vendor, family, model and stepping from /proc/cpuinfo (``GenuineIntel 6/207/2``): the CPU
+    generation, which virtual machines hide behind generic names like ``Intel(R) Xeon(R) Processor``."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        return "unknown"
+    parts = (fields.get("vendor_id"), fields.get("cpu family"), fields.get("model"), fields.get("stepping"))
+    if not all(parts):
+        return "unknown"
+    return f"{parts[0]} {parts[1]}/{parts[2]}/{parts[3]}"
+
+
 def cpu_count() -> int:
     """Cores this process may run on."""
     try:
@@ -85,6 +105,7 @@ def machine_info() -> dict[str, object]:
     info: dict[str, object] = {
         "runner_class": runner_class(),
         "cpu_model": cpu_model(),
+        "cpu_signature": cpu_signature(),
         "cores": cpu_count(),
         "arch": platform.machine(),
         "python": platform.python_version(),
