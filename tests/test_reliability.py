@@ -3,6 +3,7 @@ files changing under a running server, SIGTERM in the middle of load."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -76,16 +77,16 @@ def _connections(pid: int, port: int) -> int:
 
 
 class _Load:
-    """Client threads calling Predict back to back, recording (start, end, status)."""
+    """Client threads calling Predict back to back, recording (start, end, status, client)."""
 
     def __init__(self, target: str, clients: int) -> None:
-        self.records: list[tuple[float, float, str]] = []
+        self.records: list[tuple[float, float, str, int]] = []
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(target,)) for _ in range(clients)]
+        self.threads = [threading.Thread(target=self._run, args=(target, i)) for i in range(clients)]
         for t in self.threads:
             t.start()
 
-    def _run(self, target: str) -> None:
+    def _run(self, target: str, client_id: int) -> None:
         x = realistic_positions(1, 4)[0]
         with NeuralClient(target, timeout=10, wait_for_ready=True) as client:
             while not self.stop.is_set():
@@ -94,9 +95,9 @@ class _Load:
                     client.predict_value(x)
                 except grpc.RpcError as exc:
                     code = exc.code().name
-                self.records.append((t0, time.monotonic(), code))
+                self.records.append((t0, time.monotonic(), code, client_id))
 
-    def finish(self) -> list[tuple[float, float, str]]:
+    def finish(self) -> list[tuple[float, float, str, int]]:
         self.stop.set()
         for t in self.threads:
             t.join(30)
@@ -125,14 +126,20 @@ def test_a_killed_worker_is_restarted_and_only_its_in_flight_calls_fail(built_zo
     failures = [r for r in records if r[2] != "OK"]
     print(f"\nworker SIGKILL: {restart.split(': ', 1)[-1]}; it held {held[victim]} of {clients} client "
           f"connections; {len(records)} calls, "
-          f"{len(failures)} failed ({sorted({r[2] for r in failures})})")
-    assert {code for *_, code in failures} <= {"UNAVAILABLE"}
-    # Each client has at most one call in flight, on its own connection: at most the calls
-    # on the killed worker's connections fail.
-    assert len(failures) <= held[victim]
-    assert all(start <= killed_at + 0.5 for start, _, _ in failures)
+          f"{len(failures)} failed ({sorted({r[2] for r in failures})}) on "
+          f"{len({r[3] for r in failures})} clients")
+    assert {r[2] for r in failures} <= {"UNAVAILABLE"}
+    # Only clients of the killed worker fail (each has its own connection). Each loses its
+    # call in flight and at most one more: a call sent in the microseconds before its
+    # channel has seen the connection close fails too (a gRPC client race that
+    # wait_for_ready cannot cover; seen once in CI: the 4th failure started 2 us after
+    # its client's first).
+    per_client = collections.Counter(r[3] for r in failures)
+    assert len(per_client) <= held[victim], per_client
+    assert all(n <= 2 for n in per_client.values()), per_client
+    assert all(start <= killed_at + 0.5 for start, *_ in failures)
     after = [r for r in records if r[0] > killed_at + 0.5]
-    assert len(after) > 50 and all(code == "OK" for *_, code in after)
+    assert len(after) > 50 and all(r[2] == "OK" for r in after)
 
 
 def test_model_files_deleted_or_replaced_after_loading_do_not_affect_serving(built_zoo, tmp_path):
