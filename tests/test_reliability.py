@@ -132,7 +132,7 @@ def test_a_killed_worker_is_restarted_and_only_its_in_flight_calls_fail(built_zo
     # Only clients of the killed worker fail (each has its own connection). Each loses its
     # call in flight and at most one more: a call sent in the microseconds before its
     # channel has seen the connection close fails too (a gRPC client race that
-    # wait_for_ready cannot cover; seen once in CI: the 4th failure started 2 us after
+    # wait_for_ready cannot cover; seen once in a fresh-clone run: the 4th failure started 2 us after
     # its client's first).
     per_client = collections.Counter(r[3] for r in failures)
     assert len(per_client) <= held[victim], per_client
