@@ -16,22 +16,8 @@ from importlib import metadata
 
 
 @functools.cache
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown-cpu"
-
-
-@functools.cache
-def cpu_signature() -> str:
-    """Vendor, family, model and stepping from /proc/cpuinfo (``GenuineIntel 6/207/2``): the CPU
-    generation, which virtual machines hide behind generic names like ``Intel(R) Xeon(R) Processor``."""
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields from /proc/cpuinfo; empty where there is no such file."""
     fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -41,8 +27,20 @@ def cpu_signature() -> str:
                 key, _, value = line.partition(":")
                 fields[key.strip()] = value.strip()
     except OSError:
-        return "unknown"
-    parts = (fields.get("vendor_id"), fields.get("cpu family"), fields.get("model"), fields.get("stepping"))
+        pass
+    return fields
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
+    return _cpuinfo().get("model name") or platform.processor() or "unknown-cpu"
+
+
+def cpu_signature() -> str:
+    """Vendor, family, model and stepping from /proc/cpuinfo (``GenuineIntel 6/207/2``): the CPU
+    generation, which virtual machines hide behind generic names like ``Intel(R) Xeon(R) Processor``."""
+    info = _cpuinfo()
+    parts = (info.get("vendor_id"), info.get("cpu family"), info.get("model"), info.get("stepping"))
     if not all(parts):
         return "unknown"
     return f"{parts[0]} {parts[1]}/{parts[2]}/{parts[3]}"
