@@ -147,6 +147,10 @@ def fresh_baseline(tmp_path_factory) -> Path:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     cases = baseline_tool.summarise([tmp / "run.json"])
     assert set(cases) == {"test_calibration[b1]", "test_calibration[b64]", "test_latency[policy-onnxrt-cpu-b1]"}
+    # Same machine by construction, so no calibration entries: the machine check would
+    # otherwise turn a busy moment between the two runs into "reported, not failed" (seen:
+    # calibration x1.40 / x1.32 between two runs a second apart during make test).
+    cases = {k: v for k, v in cases.items() if v["group"] != "calibration"}
     path = tmp / "baseline.json"
     path.write_text(json.dumps({"runner_class": "test", "cases": cases}))
     return path
