@@ -1,23 +1,26 @@
 """The benchmark suite's wiring: cases from the zoo manifest, pinned threads, machine info,
-and :func:`run_case`, the one place that times a callable and hands the result to the gate."""
+and :func:`run_case`, the one place that times a case and hands the result to the gate.
+
+Every test describes its case as data (see :mod:`rps_infer.bench.worker`); the case is
+built by :class:`~rps_infer.bench.worker.CaseBuilder`, in this process, or, when the
+gate runs A/B, in worker processes of the base revision and of the working tree.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 
 from rps_infer import zoo
 from rps_infer.backends import BackendSpec
 from rps_infer.bench import machine
-from rps_infer.bench.gate import CALIBRATION_GROUP, Timing, gate_of, slowdown_factor
-from rps_infer.bench.pinning import backend_options, pin_threads
-from rps_infer.bench.timing import Plan, measure, plan_for, spin
-from rps_infer.errors import ProviderUnavailableError
+from rps_infer.bench.ab import WorkerError
+from rps_infer.bench.gate import gate_of
+from rps_infer.bench.pinning import pin_threads
+from rps_infer.bench.timing import plan_for
+from rps_infer.bench.worker import CaseBuilder, CaseParityError, CaseUnavailableError, CaseUnsupportedError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ZOO = zoo.load_zoo()
@@ -36,6 +39,10 @@ class Case:
         """``policy-onnxrt-cpu-b1``."""
         return f"{self.model}-{self.backend}-b{self.batch}"
 
+    def description(self) -> dict:
+        """The case as the workers read it."""
+        return {"kind": "latency", "model": self.model, "backend": self.backend, "batch": self.batch}
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """--backends, --device, --threads, --all-models."""
@@ -49,11 +56,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--all-models", action="store_true", help="also the zoo models with ci = false")
 
 
+def wants_tensorflow(config: pytest.Config) -> bool:
+    """Whether a tf case can run (importing TensorFlow costs seconds: skip it otherwise)."""
+    keep = config.getoption("--backends")
+    return not keep or "tf" in keep
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Pin framework threads before anything runs (TensorFlow refuses later changes)."""
-    keep = config.getoption("--backends")
-    # Importing TensorFlow costs seconds: skip it when no tf case runs.
-    pin_threads(config.getoption("--threads"), tensorflow=not keep or "tf" in keep)
+    pin_threads(config.getoption("--threads"), tensorflow=wants_tensorflow(config))
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -87,41 +98,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
-class BackendPool:
-    """Activated backends shared across a session (one per model and backend-device)."""
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self._backends: dict[tuple[str, str], object] = {}
-
-    def get(self, model: str, spec: str):
-        """The activated backend, or a skip with the reason it cannot run here."""
-        key = (model, spec)
-        if key not in self._backends:
-            try:
-                self._backends[key] = ZOO[model].backend(spec, **backend_options(spec, self.threads)).activate()
-            except ProviderUnavailableError as exc:
-                self._backends[key] = exc
-        found = self._backends[key]
-        if isinstance(found, Exception):
-            pytest.skip(f"{spec} unavailable here: {found}")
-        return found
-
-    def close(self) -> None:
-        """Deactivate every backend."""
-        for backend in self._backends.values():
-            if not isinstance(backend, Exception):
-                backend.deactivate()
-
-
-@pytest.fixture(scope="session")
-def backends(request: pytest.FixtureRequest, built_zoo):
-    """Shared, activated backends of the built zoo."""
-    pool = BackendPool(request.config.getoption("--threads"))
-    yield pool
-    pool.close()
-
-
 @pytest.fixture(scope="session")
 def built_zoo(request: pytest.FixtureRequest):
     """The zoo's CI models (all with --all-models) built into models/build/ (skipped when up to date)."""
@@ -130,49 +106,88 @@ def built_zoo(request: pytest.FixtureRequest):
     return ZOO
 
 
-def remeasure(fn, plan: Plan) -> Timing:
-    """The gate's second look at a flagged case: after a 1 s pause (a disturbance on a shared
-    machine often lasts about as long as one case) and over twice as many rounds."""
-    time.sleep(1.0)
-    samples = measure(fn, dataclasses.replace(plan, rounds=2 * plan.rounds))
-    return Timing(float(np.median(samples)), float(samples.min()))
+@pytest.fixture(scope="session")
+def case_builder(request: pytest.FixtureRequest, built_zoo):
+    """Builds the timed callables in this process (backends and servers shared by the session)."""
+    builder = CaseBuilder(request.config.getoption("--threads"))
+    yield builder
+    builder.close()
 
 
-def run_case(benchmark, request: pytest.FixtureRequest, fn, *, group: str, batch: int,
-             extra_info: dict | None = None) -> None:
-    """Time ``fn`` with pytest-benchmark (warm-up excluded), then let the gate judge the median.
+def prepared(builder: CaseBuilder, description: dict):
+    """The case built here; a case this machine cannot run is skipped with the reason."""
+    try:
+        return builder.prepare(description)
+    except (CaseUnavailableError, CaseUnsupportedError) as exc:
+        pytest.skip(str(exc))
+    except CaseParityError as exc:
+        pytest.fail(f"parity failed, not timed: {exc}", pytrace=False)
 
-    With ``$RPS_INFER_BENCH_SLOWDOWN=F`` each call spins F times the case's baseline
-    median extra: a real slowdown, used to prove the gate fails. The calibration
-    cases are the yardstick and are never slowed.
+
+def _record(benchmark, samples: list[float]) -> None:
+    """Hand per-call seconds timed elsewhere (the A/B head workers) to pytest-benchmark, so its
+    table and ``--benchmark-json`` show them. pytest-benchmark has no public API for that;
+    these are the two steps its ``pedantic`` takes (pinned by ``pytest-benchmark>=5``)."""
+    benchmark._mode = "rps_infer A/B workers"
+    if samples:
+        stats = benchmark._make_stats(1)
+        for seconds in samples:
+            stats.update(seconds)
+
+
+def run_case(benchmark, request: pytest.FixtureRequest, description: dict, *, group: str, batch: int) -> None:
+    """Time the described case, then let the gate judge it.
+
+    Without ``--gate`` or in stored mode pytest-benchmark times it here (warm-up
+    excluded); with ``--benchmark-disable`` it runs once, as a smoke test. In A/B mode
+    the gate's workers time it on both trees and the head's rounds are recorded here.
     """
     gate = gate_of(request.config)
-    factor = slowdown_factor() if group != CALIBRATION_GROUP else 0.0
-    if factor:
-        base = gate.expected(benchmark.name) if gate else None
-        extra = factor * (base if base else float(np.median(measure(fn, plan_for(fn, budget_s=0.05)))))
-
-        def target() -> None:
-            fn()
-            spin(extra)
-    else:
-        target = fn
     benchmark.group = group
-    benchmark.extra_info.update(extra_info or {})
     benchmark.extra_info["batch_size"] = batch
-    if benchmark.disabled:  # --benchmark-disable: pedantic runs the body once, as a smoke test
-        benchmark.pedantic(target)
-        return
-    plan = plan_for(target)
-    benchmark.pedantic(target, rounds=plan.rounds, iterations=plan.iterations, warmup_rounds=plan.warmup)
-    stats = benchmark.stats.stats
-    benchmark.extra_info["items_per_s"] = batch / stats.median
-    if gate is not None:
-        row = gate.judge(benchmark.name, group, Timing(stats.median, stats.min), lambda: remeasure(target, plan))
-        if row.verdict == "REGRESSION":
-            pytest.fail(f"latency regression: {benchmark.name} median {row.now * 1e6:.1f}us vs baseline "
-                        f"{row.baseline * 1e6:.1f}us (x{row.ratio:.2f}, limit x{1 + gate.threshold(group):.2f})",
-                        pytrace=False)
-        problems = gate.check_relations(benchmark.name)
-        if problems:
-            pytest.fail("required speed-up missing: " + "; ".join(problems), pytrace=False)
+    session = None
+    if gate is not None and not benchmark.disabled:
+        session = gate.session(threads=request.config.getoption("--threads"),
+                               tensorflow=wants_tensorflow(request.config),
+                               all_models=request.config.getoption("--all-models"))
+    if session is not None:
+        try:
+            result = session.measure(benchmark.name, description)
+        except WorkerError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        if result.status == "unavailable":
+            pytest.skip(result.reason)
+        if result.status == "parity":
+            pytest.fail(f"parity failed, not timed: {result.reason}", pytrace=False)
+        benchmark.extra_info.update(result.info)
+        _record(benchmark, result.head_samples)
+        row = gate.judge_ab(benchmark.name, group, result)
+    else:
+        case = prepared(request.getfixturevalue("case_builder"), description)
+        benchmark.extra_info.update(case.info)
+        if benchmark.disabled:  # --benchmark-disable: pedantic runs the body once
+            benchmark.pedantic(case.fn)
+            return
+        plan = plan_for(case.fn)
+        benchmark.pedantic(case.fn, rounds=plan.rounds, iterations=plan.iterations, warmup_rounds=plan.warmup)
+        stats = benchmark.stats.stats
+        row = gate.judge_stored(benchmark.name, group, stats.median, stats.min) if gate is not None else None
+    if benchmark.stats:
+        benchmark.extra_info["items_per_s"] = batch / benchmark.stats.stats.median
+    if row is not None and row.verdict.fails:
+        pytest.fail(_regression_line(gate, row), pytrace=False)
+    problems = gate.relation_failures(benchmark.name) if gate is not None else []
+    if problems:
+        pytest.fail("required speed-up missing: " + "; ".join(problems), pytrace=False)
+
+
+def _regression_line(gate, row) -> str:
+    against = f"base {gate.base_commit[:10]}" if row.mode == "ab" else "the stored baseline"
+    if row.interval is not None:
+        iv = row.interval
+        return (f"latency regression: {row.case} x{iv.ratio:.3f} [{iv.low:.3f}, {iv.high:.3f}] vs {against} "
+                f"(head {row.head * 1e6:.1f}us, base {row.base * 1e6:.1f}us; fails when the interval lies above "
+                f"x{1 + row.limit:.2f})")
+    return (f"latency regression: {row.case} median {row.head * 1e6:.1f}us vs {against} {row.base * 1e6:.1f}us "
+            f"(x{row.ratio:.2f}, limit x{1 + row.limit:.2f})")
+

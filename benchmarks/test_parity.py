@@ -3,12 +3,20 @@ at batch sizes 1 and 3 (a batch the export never saw) and at the case's own batc
 
 from __future__ import annotations
 
+import pytest
+
+from rps_infer.bench.worker import CaseParityError, CaseUnavailableError, CaseUnsupportedError
 from rps_infer.verify import compare_backends
 
 
-def test_parity(request, backends, case):
-    entry = request.getfixturevalue("built_zoo")[case.model]
-    backend = backends.get(case.model, case.backend)
+def test_parity(case_builder, case):
+    entry = case_builder.entry(case.model)
+    try:
+        backend = case_builder.backend(case.model, case.backend)
+    except (CaseUnavailableError, CaseUnsupportedError) as exc:
+        pytest.skip(str(exc))
+    except CaseParityError as exc:
+        pytest.fail(str(exc), pytrace=False)
     reference = entry.reference_backend()  # the manifest's reference: numpy-fp64 or torch-fp32
     report = compare_backends(reference, backend, batch_sizes=sorted({1, 3, case.batch}),
                               tol=entry.tolerance_for(case.backend), weights=getattr(reference, "weights", None),

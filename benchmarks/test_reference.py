@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.conftest import run_case
-from rps_infer.game import realistic_positions
+from benchmarks.conftest import run_case, wants_tensorflow
 
 
 @pytest.mark.parametrize("model", ["policy"])
-def test_keras_predict(benchmark, request, built_zoo, model):
-    if request.config.getoption("--backends") and "tf" not in request.config.getoption("--backends"):
+def test_keras_predict(benchmark, request, model):
+    if not wants_tensorflow(request.config):
         pytest.skip("tf backends not selected")
-    from rps_infer.convert import kerasfile
-
-    keras_model = kerasfile.read_model(built_zoo[model].artifacts()["keras"])
-    x = realistic_positions(1, seed=1)
-    run_case(benchmark, request, lambda: keras_model.predict(x, verbose=0), group="reference", batch=1,
-             extra_info={"backend": "keras-predict", "device": "cpu"})
+    run_case(benchmark, request, {"kind": "keras_predict", "model": model}, group="reference", batch=1)

@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--effort-hours", type=float, metavar="H", help="engineering hours the faster backend costs")
     g.add_argument("--hourly-rate", type=float, metavar="USD", help="engineering cost per hour (with --effort-hours)")
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="print ratios against an earlier report.json")
+    p.add_argument("--ab", nargs="+", metavar="REV",
+                   help="BASE [HEAD]: time every backend x batch size against git revision BASE's rps_infer and "
+                   "HEAD's (default: the working tree) in the same run, interleaved in worker processes as the "
+                   "latency gate does; reports head/base ratios with intervals (ratios.png)")
     g = p.add_argument_group("over gRPC (with --target)")
     g.add_argument("--target", help="HOST:PORT of a running rps-infer serve: closed-loop load instead of in-process")
     g.add_argument("--api", default="neural", help="neural, v2 or neural,v2 (default neural)")
@@ -320,18 +324,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     old = _read_report(args.compare) if args.compare else None
     if args.target:
         return _bench_grpc(args, old)
+    if args.ab:
+        return _bench_ab(args)
     if (args.effort_hours is None) != (args.hourly_rate is None):
         raise RpsInferError("--effort-hours and --hourly-rate go together (break-even = effort x rate / savings)")
     if args.processes is not None and args.processes < 1:
         raise RpsInferError(f"--processes takes a positive number, got {args.processes}")
-    entry = zoo.select(zoo.load_zoo(), [args.model])[0]
+    entry, backends = _bench_selection(args)
     zoo.build([entry])
-    specs = [BackendSpec.parse(b) for b in args.backends.split(",") if b] or [BackendSpec.parse(b)
-                                                                             for b in entry.backends]
-    backends = list(dict.fromkeys(str(s.with_precision(args.precision)) for s in specs))
     pin_threads(args.threads, tensorflow=any(b.startswith("tf") for b in backends))
     result = sweep(entry, backends, args.batch_sizes or entry.batch_sizes, threads=args.threads,
                    budget_s=args.budget, progress=stderr_progress)
+    if not result.rows:
+        reasons = "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
+        raise RpsInferError(f"nothing was measured ({reasons})")
     report = {"created": reports.timestamp(), "machine": machine_info(),
               "command": " ".join(["rps-infer", *args.argv]), **result.to_dict()}
     if entry.family == "unet" or args.processes or args.cost_per_hour:
@@ -343,6 +349,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("\n".join(["", *reports.fps_table_lines(report)]))
     if old is not None:
         print("\n".join(reports.compare_lines(old, report)))
+    print(f"report: {paths['md'].parent}/ ({', '.join(p.name for p in paths.values())})")
+    return EXIT_OK
+
+
+def _bench_selection(args: argparse.Namespace):
+    """The zoo entry and backend specs ``bench`` runs, validated before any work."""
+    from rps_infer import zoo
+
+    if args.threads < 1:
+        raise RpsInferError(f"--threads takes a number >= 1, got {args.threads}")
+    entry = zoo.select(zoo.load_zoo(), [args.model])[0]
+    specs = [BackendSpec.parse(b) for b in args.backends.split(",") if b] or [BackendSpec.parse(b)
+                                                                             for b in entry.backends]
+    return entry, list(dict.fromkeys(str(s.with_precision(args.precision)) for s in specs))
+
+
+def _bench_ab(args: argparse.Namespace) -> int:
+    """``rps-infer bench --ab BASE [HEAD]``."""
+    from rps_infer.bench import abbench
+    from rps_infer.bench import report as reports
+    from rps_infer.bench.machine import machine_info
+    from rps_infer.bench.revisions import REPO_ROOT
+    from rps_infer.bench.schemas import load_gate_config
+    from rps_infer.bench.sweep import stderr_progress
+
+    if len(args.ab) > 2:
+        raise RpsInferError(f"--ab takes BASE [HEAD], got {len(args.ab)} revisions")
+    entry, backends = _bench_selection(args)
+    report = abbench.ab_sweep(REPO_ROOT, args.ab[0], args.ab[1] if len(args.ab) > 1 else None, entry.name,
+                              backends, args.batch_sizes or entry.batch_sizes, config=load_gate_config(REPO_ROOT),
+                              threads=args.threads, progress=stderr_progress)
+    report.update(created=reports.timestamp(), machine=machine_info(), command=" ".join(["rps-infer", *args.argv]))
+    paths = reports.write_report(report, args.out / report["created"])
+    print(f"{entry.name} A/B on {reports.machine_line(report)}")
+    print("\n".join(abbench.table_lines(report)))
     print(f"report: {paths['md'].parent}/ ({', '.join(p.name for p in paths.values())})")
     return EXIT_OK
 

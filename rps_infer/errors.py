@@ -62,3 +62,13 @@ class ModelNotReadyError(RpsInferError):
 
 class AuthenticationError(RpsInferError):
     """A call without the bearer token the server requires."""
+
+
+class ConfigError(RpsInferError):
+    """A configuration or data file does not match its schema; the message names the file,
+    the key, what was expected and what was found."""
+
+
+class RevisionError(RpsInferError):
+    """A git revision the latency gate needs cannot be found, materialised or run; the
+    message says how to fix it."""

@@ -1,6 +1,7 @@
 """rps-infer bench: the sweep refuses to time a wrong model, and writes every report file."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,36 @@ def test_bench_over_grpc_writes_a_report_with_echo_and_inprocess_rows(built_zoo,
     assert {r["rpc"] for r in service} == {"Predict", "BatchPredict", "ModelInfer"}
     assert (folder / "latency.png").read_bytes()[:4] == b"\x89PNG"
     assert "| service | v2 | ModelInfer | 8 | 2 |" in (folder / "report.md").read_text()
+
+
+@pytest.mark.parametrize(("backends", "message"), [
+    ("onnxrt-cuda", "nothing was measured (onnxrt-cuda: "),  # a CPU machine: skipped, so nothing to report
+    ("onnxrt-gpu", "onnxrt has no device 'gpu'"),  # a typo: refused before any work
+    ("onnxruntime-cpu", "backend must be one of"),
+])
+def test_bench_that_measures_nothing_exits_2_and_writes_nothing(tmp_path, capsys, backends, message):
+    if backends == "onnxrt-cuda" and "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers():
+        pytest.skip("this machine has CUDA")
+    assert main(["bench", "--model", "policy", "--backends", backends, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_bench_ab_compares_two_revisions_and_writes_ratios(tmp_path, capsys):
+    """The same code on both sides (HEAD against HEAD, the working tree left out): ratios near 1."""
+    from rps_infer.bench.revisions import has_history
+
+    if not has_history(Path(__file__).resolve().parent.parent):
+        pytest.skip("no git history in this checkout")
+    code = main(["bench", "--ab", "HEAD", "HEAD", "--model", "policy", "--backends", "onnxrt-cpu",
+                 "--batch-sizes", "1", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    if code == 2 and "predates the A/B gate" in captured.err:
+        pytest.skip("HEAD predates the A/B worker (the commit that adds it)")
+    assert code == 0, captured.err
+    (folder,) = tmp_path.iterdir()
+    assert {p.name for p in folder.iterdir()} == {"report.json", "report.csv", "report.md", "ratios.png"}
+    row = json.loads((folder / "report.json").read_text())["rows"][0]
+    assert row["status"] == "compared" and 0.9 < row["ratio"] < 1.1 and row["verdict"] != "REGRESSION"
+    assert "head/base" in (folder / "report.md").read_text() and "interval" in captured.out

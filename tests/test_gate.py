@@ -1,197 +1,198 @@
-"""The latency gate: its verdicts, and proof on a real run that it fails a real slowdown
-and passes a clean run (A/A)."""
+"""The latency gate's parts: statistics (checked against SciPy), verdicts, schemas, mode and
+base selection. The gate on real runs is in test_gate_ab.py."""
 
 import json
-import os
+import math
 import subprocess
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.stats
 
-from rps_infer.bench import baseline as baseline_tool
-from rps_infer.bench.gate import Gate, Timing, load_thresholds, same_kind
+from rps_infer.bench import gate as gate_module
+from rps_infer.bench.schemas import GateConfig, Relation, load_baseline, load_gate_config
+from rps_infer.bench.stats import critical_rank, log_interval, paired_ratio
+from rps_infer.bench.verdicts import Verdict, check_relation, judge_ab, judge_stored, judge_suite
+from rps_infer.errors import ConfigError, RevisionError
 
 REPO = Path(__file__).resolve().parent.parent
-THRESHOLDS = {"inprocess": 0.35, "grpc": 0.60, "reference": float("inf")}
 
 
-def _write_baseline(path: Path, runner: str, cases: dict[str, tuple[str, float]]) -> Path:
-    """Cases with their median; the fastest round is 90 % of it."""
-    data = {"runner_class": runner,
-            "cases": {k: {"group": g, "median": m, "min": 0.9 * m} for k, (g, m) in cases.items()}}
+# -- statistics -------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [10, 12, 17, 40])
+def test_interval_bounds_agree_with_scipys_exact_wilcoxon_test(n):
+    """Just below the lower bound SciPy's exact one-sided signed-rank test rejects 'shift <= theta'
+    at 5 %; just above it does not: the interval is the test's inversion, as it must be."""
+    d = np.random.default_rng(n).normal(0.1, 0.05, n)
+    low = math.log(log_interval(d, confidence=0.90).low)
+    below = scipy.stats.wilcoxon(d - (low - 1e-9), alternative="greater", method="exact").pvalue
+    above = scipy.stats.wilcoxon(d - (low + 1e-9), alternative="greater", method="exact").pvalue
+    assert below <= 0.05 < above
+
+
+def test_critical_rank_of_ten_pairs_is_the_textbook_value():
+    assert critical_rank(10, 0.05) == 11  # tables: T = 10 at one-sided 5 %, n = 10
+    assert critical_rank(4, 0.05) == 0  # 4 pairs cannot reach 95 %
+
+
+def test_paired_ratio_finds_a_ten_percent_shift_and_shrugs_off_outlying_pairs():
+    rng = np.random.default_rng(0)
+    base = 10e-6 * np.exp(rng.normal(0, 0.01, 40))
+    head = base * 1.10 * np.exp(rng.normal(0, 0.01, 40))
+    head[:4] *= 2.0  # four pairs caught by a noisy moment on the head's side
+    iv = paired_ratio(head, base)
+    assert 1.08 < iv.low < iv.ratio < iv.high < 1.13
+    same = paired_ratio(base * np.exp(rng.normal(0, 0.01, 40)), base)
+    assert same.low < 1.0 < same.high
+
+
+def test_paired_ratio_refuses_unequal_series():
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_ratio(np.ones(5), np.ones(4))
+
+
+# -- verdicts ---------------------------------------------------------------------------------
+def _iv(ratio, low, high):
+    from rps_infer.bench.stats import Interval
+
+    return Interval(ratio, low, high, 12, 0.9)
+
+
+def test_ab_verdict_follows_the_lower_bound():
+    assert judge_ab("c", "inprocess", _iv(1.10, 1.06, 1.14), 1.0, 1.1, 0.05).verdict is Verdict.REGRESSION
+    assert judge_ab("c", "inprocess", _iv(1.10, 1.04, 1.14), 1.0, 1.1, 0.05).verdict is Verdict.OK
+    assert judge_ab("c", "inprocess", _iv(0.80, 0.75, 0.85), 1.0, 0.8, 0.05).verdict is Verdict.FASTER
+    assert judge_ab("c", "reference", _iv(3.0, 2.9, 3.1), 1.0, 3.0, math.inf).verdict is Verdict.REPORTED
+    assert judge_ab("c", "calibration", _iv(3.0, 2.9, 3.1), 1.0, 3.0, math.inf).verdict is Verdict.CONTROL
+    assert Verdict.REGRESSION.fails and not Verdict.FASTER.fails
+
+
+def test_stored_verdict_needs_median_and_fastest_round_beyond_the_allowance():
+    assert judge_stored("c", "inprocess", 20e-6, 18e-6, 10e-6, 9e-6, 0.5).verdict is Verdict.REGRESSION
+    noisy = judge_stored("c", "inprocess", 20e-6, 9.5e-6, 10e-6, 9e-6, 0.5)
+    assert noisy.verdict is Verdict.OK and "noise" in noisy.note
+    assert judge_stored("c", "inprocess", 1.0, 1.0, None, None, 0.5).verdict is Verdict.NO_BASELINE
+
+
+def test_suite_verdict_is_the_geometric_mean_per_block_pair():
+    rng = np.random.default_rng(1)
+    slow = [np.log(1.08) + rng.normal(0, 0.01, 12) for _ in range(6)]
+    verdict = judge_suite(slow, limit=0.05, confidence=0.9)
+    assert verdict.fails and verdict.cases == 6 and "latency regression: suite" in verdict.line()
+    fine = judge_suite([rng.normal(0, 0.01, 12) for _ in range(6)], limit=0.05, confidence=0.9)
+    assert not fine.fails
+    assert judge_suite([np.zeros(12)], 0.05, 0.9) is None  # one case is no suite
+
+
+def test_relations_are_judged_once_both_cases_ran():
+    rule = Relation(faster="ort", than="eager", by=2.0)
+    assert check_relation(rule, {"ort": 3e-3}) is None
+    line, holds = check_relation(rule, {"ort": 3e-3, "eager": 5e-3})
+    assert not holds and "1.67x faster" in line and "required 2x" in line
+    assert check_relation(rule, {"ort": 3e-3, "eager": 19e-3})[1]
+
+
+# -- schemas ----------------------------------------------------------------------------------
+def _pyproject(tmp_path, text):
+    (tmp_path / "pyproject.toml").write_text(f"[tool.rps_infer.gate]\n{text}\n")
+    return tmp_path
+
+
+def test_gate_config_of_this_project_loads_and_keeps_its_relation():
+    config = load_gate_config(REPO)
+    assert config.threshold("inprocess") < 0.10 and config.threshold("grpc") < 0.15
+    assert math.isinf(config.threshold("reference"))
+    assert [r.faster for r in config.relations] == ["test_latency[unet-ci-onnxrt-cpu-b1]"]
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("blockz = 12", "blockz"),
+    ("thresholds = { inproces = 0.05 }", "thresholds.inproces"),
+    ("thresholds = { grpc = -1.0 }", "thresholds.grpc"),
+    ("blocks = 3", "blocks"),
+    ('relations = [{ faster = "a", than = "b", by = 2.0, extra = 1 }]', "relations.0.extra"),
+])
+def test_a_bad_gate_config_is_one_line_naming_the_key(tmp_path, text, named):
+    with pytest.raises(ConfigError, match=named) as info:
+        load_gate_config(_pyproject(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def _baseline(path: Path, **overrides) -> Path:
+    data = {"schema": 2, "runner_class": "r", "commit": "a" * 40, "recorded_at": "2026-12-02T00:00:00+00:00",
+            "repetitions": 1, "machine": {}, "spread_by_group": {"inprocess": {"max_min_spread": 0.3}},
+            "cases": {"x": {"group": "inprocess", "median": 1e-5, "min": 9e-6, "runs": [1e-5], "min_runs": [9e-6],
+                            "spread": 0.0, "min_spread": 0.0}}}
+    data.update(overrides)
     path.write_text(json.dumps(data))
     return path
 
 
-def _never():
-    raise AssertionError("re-measured although the case was within its threshold")
+def test_baseline_schema_is_validated_on_load(tmp_path):
+    good = load_baseline(_baseline(tmp_path / "good.json"))
+    assert good.cases["x"].median == 1e-5 and good.stored_threshold("inprocess") == 0.3
+    with pytest.raises(ConfigError, match=r"schema none, expected 2.*make baseline"):
+        load_baseline(_baseline(tmp_path / "old.json", schema=None))
+    with pytest.raises(ConfigError, match="commit"):
+        load_baseline(_baseline(tmp_path / "c.json", commit="HEAD"))
+    with pytest.raises(ConfigError, match=r"cases\.x\.median"):
+        load_baseline(_baseline(tmp_path / "m.json", cases={"x": {"group": "inprocess", "median": -1}}))
 
 
-def test_case_within_threshold_passes_and_slower_case_is_remeasured_then_failed(tmp_path):
-    _write_baseline(tmp_path / "cpu-x86_64-2c-epyc.json", "cpu-x86_64-2c-epyc",
-                    {"a": ("inprocess", 10e-6), "b": ("inprocess", 10e-6), "c": ("inprocess", 10e-6)})
-    gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
-    assert gate.judge("a", "inprocess", Timing(13e-6, 9e-6), _never).verdict == "ok"
-    remeasured = []
-    row = gate.judge("b", "inprocess", Timing(20e-6, 18e-6),
-                     lambda: remeasured.append(1) or Timing(19e-6, 17e-6))
-    assert remeasured == [1, 1] and row.verdict == "REGRESSION" and row.now == 19e-6 and row.ratio == pytest.approx(1.9)
-    # A flagged case that is fine when measured again is not a regression.
-    assert gate.judge("c", "inprocess", Timing(20e-6, 18e-6), lambda: Timing(11e-6, 9e-6)).verdict == "ok"
-    table = "\n".join(gate.table())
-    assert "REGRESSION (limit 1.35)" in table and "re-measured" in table
+def test_committed_baselines_follow_the_schema_and_name_commits_of_this_history():
+    files = sorted((REPO / "benchmarks" / "baselines").glob("*.json"))
+    assert files
+    for path in files:
+        baseline = load_baseline(path)
+        subprocess.run(["git", "cat-file", "-e", f"{baseline.commit}^{{commit}}"], cwd=REPO, check=True)
 
 
-def test_host_noise_moves_the_median_but_not_the_fastest_round(tmp_path):
-    """Median x1.7 with the fastest round where it was: noise, not a regression."""
-    _write_baseline(tmp_path / "r.json", "r", {"a": ("inprocess", 10e-6)})
-    gate = Gate("r", tmp_path, THRESHOLDS)
-    row = gate.judge("a", "inprocess", Timing(17e-6, 9.2e-6), lambda: Timing(16e-6, 9.1e-6))
-    assert row.verdict == "ok" and "noise: fastest round within limit" in row.note
-    slow = gate.judge("a", "inprocess", Timing(17e-6, 15e-6), lambda: Timing(16e-6, 14e-6))
-    assert slow.verdict == "REGRESSION"
+# -- mode and base selection --------------------------------------------------------------------
+def _git_repo(tmp_path: Path) -> tuple[Path, str]:
+    repo = tmp_path / "repo"
+    (repo / "benchmarks" / "baselines").mkdir(parents=True)
+    (repo / "f.txt").write_text("1")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    return repo, sha
 
 
-def test_case_without_baseline_is_reported_not_failed(tmp_path):
-    _write_baseline(tmp_path / "cpu-x86_64-2c-epyc.json", "cpu-x86_64-2c-epyc", {})
-    gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
-    assert gate.judge("new", "inprocess", Timing(1.0, 1.0), _never).verdict == "no baseline"
+def test_a_checkout_without_history_gates_in_stored_mode_and_says_why(tmp_path):
+    gate = gate_module.Gate(tmp_path, GateConfig(), runner_class="r")
+    assert gate.mode == "stored" and "no git history" in gate.notices[0]
+    assert "nothing can be compared" in gate.notices[0]
+    with pytest.raises(RevisionError, match="needs git history"):
+        gate_module.Gate(tmp_path, GateConfig(), mode="ab", runner_class="r")
+    assert gate.finish()  # nothing compared: the run fails
 
 
-def test_kin_baseline_is_reported_not_failed(tmp_path):
-    """One calibration ratio does not carry across CPUs: another CPU's baseline only informs."""
-    _write_baseline(tmp_path / "cpu-x86_64-2c-xeon.json", "cpu-x86_64-2c-xeon",
-                    {"test_calibration[b1]": ("calibration", 10e-6), "x": ("inprocess", 100e-6)})
-    gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
-    assert gate.kin and "reported, not failed" in gate.notice and not gate.gating()
-    assert gate.judge("test_calibration[b1]", "calibration", Timing(9e-6, 9e-6), _never).verdict == "calibration"
-    row = gate.judge("x", "inprocess", Timing(400e-6, 390e-6), _never)
-    assert row.verdict == "slow, not gated" and row.ratio == pytest.approx(4.0)
+def test_the_base_is_the_runner_class_baseline_commit_else_the_newest(tmp_path):
+    repo, sha = _git_repo(tmp_path)
+    _baseline(repo / "benchmarks" / "baselines" / "other.json", commit=sha)
+    gate = gate_module.Gate(repo, GateConfig(), runner_class="mine")
+    assert gate.mode == "ab" and gate.base_commit == sha and "newest committed baseline" in gate.notices[0]
+    _baseline(repo / "benchmarks" / "baselines" / "mine.json", commit=sha)
+    assert "the baseline of mine" in gate_module.Gate(repo, GateConfig(), runner_class="mine").notices[0]
+    assert gate_module.Gate(repo, GateConfig(), base="HEAD", runner_class="x").base_commit == sha
 
 
-def _calibrated_gate(tmp_path, fastest_now: dict[str, float]) -> Gate:
-    """A gate of this runner class whose calibration cases ran with these fastest rounds (base 9 us)."""
-    cases = {"test_calibration[b1]": ("calibration", 10e-6), "test_calibration[b64]": ("calibration", 10e-6),
-             "x": ("inprocess", 100e-6)}
-    _write_baseline(tmp_path / "r.json", "r", cases)
-    gate = Gate("r", tmp_path, THRESHOLDS)
-    for case, fastest in fastest_now.items():
-        gate.judge(case, "calibration", Timing(fastest * 1.1, fastest), _never)
-    return gate
+def test_a_base_that_is_not_in_the_clone_fails_with_how_to_fix_it(tmp_path):
+    repo, _ = _git_repo(tmp_path)
+    _baseline(repo / "benchmarks" / "baselines" / "r.json", commit="b" * 40)
+    with pytest.raises(RevisionError, match=r"not in this clone .*make baseline"):
+        gate_module.Gate(repo, GateConfig(), runner_class="r")
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow)], check=True)
+    with pytest.raises(RevisionError, match="git fetch --unshallow"):
+        gate_module.Gate(shallow, GateConfig(), base="b" * 40, runner_class="r")
+    fallback = gate_module.Gate(repo, GateConfig(), runner_class="r", allow_missing_base=True)
+    assert fallback.mode == "stored" and "--gate-allow-missing-base" in fallback.notices[0]
 
 
-def test_calibration_on_another_machine_turns_failures_into_reports(tmp_path):
-    """Both calibration cases 35 % slower in their fastest round (another EPYC did that): not the
-    baseline's machine, so a slow case is reported, not re-measured, not failed."""
-    gate = _calibrated_gate(tmp_path, {"test_calibration[b1]": 12.2e-6, "test_calibration[b64]": 12.0e-6})
-    assert gate.machine_differs() and not gate.gating()
-    row = gate.judge("x", "inprocess", Timing(180e-6, 170e-6), _never)
-    assert row.verdict == "slow, not gated"
-    assert "another machine or a busy host" in "\n".join(gate.table())
-
-
-def test_calibration_matching_in_one_case_keeps_the_gate_failing(tmp_path):
-    """b1 is bimodal on the baseline machine (10 or 15 us): one case within 20 % is enough."""
-    gate = _calibrated_gate(tmp_path, {"test_calibration[b1]": 13.5e-6, "test_calibration[b64]": 9.3e-6})
-    assert not gate.machine_differs() and gate.gating()
-    row = gate.judge("x", "inprocess", Timing(180e-6, 170e-6), lambda: Timing(175e-6, 168e-6))
-    assert row.verdict == "REGRESSION"
-    assert "same machine" in "\n".join(gate.table())
-
-
-def test_no_fitting_baseline_reports_everything(tmp_path):
-    _write_baseline(tmp_path / "cpu-aarch64-8c-graviton.json", "cpu-aarch64-8c-graviton", {"x": ("inprocess", 1e-6)})
-    gate = Gate("cpu-x86_64-2c-epyc", tmp_path, THRESHOLDS)
-    assert gate.baseline is None and "reported, not failed" in gate.notice
-    assert gate.judge("x", "inprocess", Timing(1.0, 1.0), _never).verdict == "no baseline"
-
-
-def test_reference_group_is_never_failed(tmp_path):
-    _write_baseline(tmp_path / "r.json", "r", {"predict": ("reference", 1e-3)})
-    gate = Gate("r", tmp_path, THRESHOLDS)
-    assert gate.judge("predict", "reference", Timing(1.0, 1.0), _never).verdict == "ok"
-
-
-def test_same_kind_compares_device_arch_and_cores():
-    assert same_kind("cpu-x86_64-2c-amd-epyc", "cpu-x86_64-2c-intel-xeon-2.1ghz")
-    assert not same_kind("cpu-x86_64-2c-amd-epyc", "cpu-x86_64-4c-amd-epyc")
-    assert not same_kind("cpu-x86_64-2c-amd-epyc", "gpu-h100")
-
-
-def test_thresholds_come_from_pyproject(tmp_path):
-    (tmp_path / "pyproject.toml").write_text("[tool.rps_infer.gate]\nthresholds = { inprocess = 0.5 }\n")
-    assert load_thresholds(tmp_path)["inprocess"] == 0.5
-    assert load_thresholds(tmp_path)["grpc"] == 0.60
-    assert load_thresholds(REPO)["inprocess"] == 0.50  # set from the measured spread
-
-
-# -- the gate on a real run ---------------------------------------------------------------
-SMALL_CASE = ["benchmarks/test_calibration.py", "benchmarks/test_latency.py", "--backends", "onnxrt-cpu",
-              "-k", "calibration or policy-onnxrt-cpu-b1", "-p", "no:cacheprovider"]
-
-
-def _bench(*args: str, slowdown: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RPS_INFER_BENCH_SLOWDOWN"}
-    if slowdown:
-        env["RPS_INFER_BENCH_SLOWDOWN"] = slowdown
-    return subprocess.run([sys.executable, "-m", "pytest", *SMALL_CASE, "--benchmark-only", *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def fresh_baseline(tmp_path_factory) -> Path:
-    """A baseline of the small case made on this machine now, so the A/A run compares like with like."""
-    tmp = tmp_path_factory.mktemp("gate")
-    run = _bench(f"--benchmark-json={tmp / 'run.json'}")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    cases = baseline_tool.summarise([tmp / "run.json"])
-    assert set(cases) == {"test_calibration[b1]", "test_calibration[b64]", "test_latency[policy-onnxrt-cpu-b1]"}
-    # Same machine by construction, so no calibration entries: the machine check would
-    # otherwise turn a busy moment between the two runs into "reported, not failed" (seen:
-    # calibration x1.40 / x1.32 between two runs a second apart during make test).
-    cases = {k: v for k, v in cases.items() if v["group"] != "calibration"}
-    path = tmp / "baseline.json"
-    path.write_text(json.dumps({"runner_class": "test", "cases": cases}))
-    return path
-
-
-@pytest.mark.slow
-def test_gate_passes_a_clean_run_against_the_same_baseline(fresh_baseline):
-    run = _bench("--gate", f"--gate-baseline={fresh_baseline}")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert "latency gate" in run.stdout and "REGRESSION" not in run.stdout
-    assert " ok" in run.stdout and "3 passed" in run.stdout
-
-
-@pytest.mark.slow
-def test_gate_fails_an_injected_slowdown_with_a_summary_line(fresh_baseline):
-    run = _bench("--gate", f"--gate-baseline={fresh_baseline}", slowdown="3")
-    assert run.returncode == 1, run.stdout[-3000:]
-    assert "REGRESSION" in run.stdout and "latency regression: test_latency[policy-onnxrt-cpu-b1]" in run.stdout
-    last = run.stdout.strip().splitlines()[-1]
-    assert "failed" in last and "passed" in last  # pytest's normal summary line, no traceback
-    assert "Traceback" not in run.stdout
-
-
-def test_relations_require_the_speed_up_once_both_cases_are_measured(tmp_path):
-    _write_baseline(tmp_path / "r.json", "r", {})
-    rule = {"faster": "ort", "than": "eager", "by": 2.0}
-    gate = Gate("r", tmp_path, THRESHOLDS, relations=[rule])
-    gate.judge("ort", "inprocess", Timing(3e-3, 2e-3), _never)
-    assert gate.check_relations("ort") == []  # eager not measured yet: nothing to judge
-    gate.judge("eager", "inprocess", Timing(5e-3, 4e-3), _never)
-    problems = gate.check_relations("eager")
-    assert problems and "1.67x faster" in problems[0] and "required 2x" in problems[0]
-    fine = Gate("r", tmp_path, THRESHOLDS, relations=[rule])
-    fine.judge("ort", "inprocess", Timing(3e-3, 2e-3), _never)
-    fine.judge("eager", "inprocess", Timing(19e-3, 13e-3), _never)
-    assert fine.check_relations("eager") == [] and "6.33x faster" in "\n".join(fine.table())
-
-
-def test_the_project_requires_onnx_runtime_to_beat_eager_on_the_unet():
-    from rps_infer.bench.gate import load_relations
-
-    rules = load_relations(REPO)
-    assert {r["faster"] for r in rules} == {"test_latency[unet-ci-onnxrt-cpu-b1]"}
-    assert all(r["by"] == 2.0 for r in rules)
+def test_no_baseline_at_all_names_the_fixes(tmp_path):
+    repo, _ = _git_repo(tmp_path)
+    with pytest.raises(RevisionError, match=r"--gate-base REV.*make baseline"):
+        gate_module.Gate(repo, GateConfig(), runner_class="r")

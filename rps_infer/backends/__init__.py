@@ -15,6 +15,15 @@ from rps_infer.backends.base import Backend, TensorSpec
 from rps_infer.errors import RpsInferError
 
 BACKEND_NAMES = ("onnxrt", "pyt", "tf", "numpy", "sklearn", "xgboost")
+# The devices each backend can be asked for (whether one is present is checked on activation).
+DEVICES: dict[str, tuple[str, ...]] = {
+    "onnxrt": ("cpu", "cuda", "tensorrt", "openvino", "coreml", "directml"),
+    "pyt": ("cpu", "cuda"),
+    "tf": ("cpu", "cuda"),
+    "numpy": ("cpu",),
+    "sklearn": ("cpu",),
+    "xgboost": ("cpu",),
+}
 
 # variant -> backend constructor option, per backend
 VARIANTS: dict[str, dict[str, tuple[str, object]]] = {
@@ -39,6 +48,10 @@ class BackendSpec:
         backend, _, device = head.partition("-")
         if backend not in BACKEND_NAMES:
             raise RpsInferError(f"backend spec {text!r}: backend must be one of {BACKEND_NAMES}")
+        device = device or "cpu"
+        if device not in DEVICES[backend]:
+            raise RpsInferError(f"backend spec {text!r}: {backend} has no device {device!r}; "
+                                f"choose one of {DEVICES[backend]}")
         known = VARIANTS.get(backend, {})
         unknown = [v for v in variants if v not in known]
         if unknown:
@@ -47,7 +60,7 @@ class BackendSpec:
         precisions = [v for v in variants if known[v][0] == "precision"]
         if len(precisions) > 1:
             raise RpsInferError(f"backend spec {text!r}: one precision at most, got {precisions}")
-        return cls(backend, device or "cpu", tuple(variants))
+        return cls(backend, device, tuple(variants))
 
     def options(self) -> dict[str, object]:
         """The backend constructor options the variants stand for."""
@@ -70,4 +83,4 @@ class BackendSpec:
         return ":".join((f"{self.backend}-{self.device}", *self.variants))
 
 
-__all__ = ["BACKEND_NAMES", "Backend", "BackendSpec", "TensorSpec"]
+__all__ = ["BACKEND_NAMES", "DEVICES", "Backend", "BackendSpec", "TensorSpec"]

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from rps_infer.backends import DEVICES as BACKEND_DEVICES
 from rps_infer.backends.base import Backend, Feeds, TensorSpec
 
-DEVICES = ("cpu",)
+DEVICES = BACKEND_DEVICES["sklearn"]
 
 
 class NativeClassifierBackend(Backend):

@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from rps_infer.backends import DEVICES as BACKEND_DEVICES
 from rps_infer.backends.base import Backend, Feeds, TensorSpec
 from rps_infer.convert.precision import TORCH_PRECISIONS
 from rps_infer.errors import ProviderUnavailableError
 
-DEVICES = ("cpu", "cuda")
+DEVICES = BACKEND_DEVICES["pyt"]
 
 
 class TorchBackend(Backend):

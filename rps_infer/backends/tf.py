@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from rps_infer.backends import DEVICES as BACKEND_DEVICES
 from rps_infer.backends.base import Backend, Feeds, TensorSpec
 from rps_infer.errors import ProviderUnavailableError, RpsInferError
 
-DEVICES = ("cpu", "cuda")
+DEVICES = BACKEND_DEVICES["tf"]
 
 
 class TensorFlowBackend(Backend):

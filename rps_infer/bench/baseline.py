@@ -5,12 +5,16 @@
 Runs ``pytest benchmarks --benchmark-only`` REPETITIONS times (each in its own
 process), takes every case's median per run, and writes the median of those medians
 to ``benchmarks/baselines/<runner-class>.json`` together with the spread between
-runs ((max - min) / median per case), which is what the gate's thresholds are set from.
+runs ((max - min) / median per case): stored mode's allowances. The file names the
+commit it measured (schema :data:`~rps_infer.bench.schemas.BASELINE_SCHEMA`), which is
+what the A/B gate times against, so the tree must be clean: a baseline of uncommitted
+code would name a revision that did not produce it.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import statistics
 import subprocess
@@ -19,6 +23,8 @@ import tempfile
 from pathlib import Path
 
 from rps_infer.bench import machine
+from rps_infer.bench.revisions import dirty_files, git
+from rps_infer.bench.schemas import BASELINE_SCHEMA, BaselineFile, validated
 from rps_infer.util import atomic_write
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -76,7 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", action="store_true",
                         help="keep the existing baseline's cases this run did not measure (e.g. with -- -k NEW)")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    parser.add_argument("--allow-dirty", action="store_true", help=argparse.SUPPRESS)  # the gate's own tests
     args = parser.parse_args(argv)
+    dirty = dirty_files(REPO_ROOT)
+    if dirty and not args.allow_dirty:
+        print(f"make baseline: refusing a dirty tree ({len(dirty)} changed or untracked: {dirty[0].strip()} ...): "
+              "a baseline names the commit it measured, and uncommitted code is no commit; commit or stash first",
+              file=sys.stderr)
+        return 2
+    commit = str(git(REPO_ROOT, "rev-parse", "HEAD"))
     runner = args.runner_class or machine.runner_class()
     out = args.out or REPO_ROOT / "benchmarks" / "baselines" / f"{runner}.json"
     with tempfile.TemporaryDirectory(prefix="rps-baseline-") as tmp:
@@ -88,10 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         cases = summarise(files)
     if args.merge and out.is_file():
         cases = {**json.loads(out.read_text(encoding="utf-8"))["cases"], **cases}
-    data = {"runner_class": runner, "repetitions": args.repetitions, "machine": machine.machine_info(),
+    data = {"schema": BASELINE_SCHEMA, "runner_class": runner, "commit": commit,
+            "recorded_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "repetitions": args.repetitions, "machine": machine.machine_info(),
             "spread_by_group": group_spread(cases), "cases": cases}
+    validated(BaselineFile, data, str(out))  # never write a file the gate would refuse
     atomic_write(out, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8"))
-    print(f"wrote {out} ({len(cases)} cases)")
+    print(f"wrote {out} ({len(cases)} cases, commit {commit[:10]})")
     for group, s in data["spread_by_group"].items():
         print(f"  {group:12} {s['cases']:3} cases  spread between runs of the median: median "
               f"{s['median_spread']:.1%}, max {s['max_spread']:.1%}; of the fastest round: median "

@@ -1,321 +1,294 @@
 """The latency regression gate: a pytest plugin, enabled with ``--gate``.
 
-Each benchmark's median is compared with the committed baseline of this runner
-class (``benchmarks/baselines/<runner-class>.json``). A case slower than its
-group's threshold is re-measured (up to twice); if its best median and its best fastest
-round are both still too slow, the test fails, so
-the run ends with pytest's normal summary line and a non-zero exit. A case with
-no baseline is reported, not failed. A table (case, baseline, now, ratio,
-verdict) is printed at the end.
+Two modes, chosen per run and always named in the gate's table:
 
-The calibration cases (a bare single-thread ``InferenceSession.run``, not our code)
-run first and check that this machine is the baseline's: if neither calibration
-case's fastest round is within ``MACHINE_MATCH`` of the baseline's, this is another
-CPU generation or a busy host, and every case is reported, none failed. A baseline
-of another runner class of the same kind (architecture, core count) is likewise
-only reported: one calibration ratio does not carry across CPUs (measured: an Intel
-Xeon ran the calibration 2.2x faster than the AMD EPYC baseline machine but the
-U-Net convolutions 1.7x slower). Where no baseline fits at all, every case is
-reported. The relations (speed-ups within one run) are checked on any machine.
+- **A/B** (``--gate-mode ab``; what ``auto`` picks in a git checkout): every timed case
+  runs in the same run against the *base revision*'s ``rps_infer`` and the working
+  tree's, interleaved in worker processes (:mod:`rps_infer.bench.ab`), whatever the
+  machine. The base is ``--gate-base REV``, else the ``commit`` of this runner class's
+  baseline, else the newest ``commit`` among the committed baselines. A base that cannot
+  be found or run fails the run with one line saying how to fix it, unless
+  ``--gate-allow-missing-base`` (then: stored mode, said so).
+- **stored** (``--gate-mode stored``; ``auto`` without git history): the medians of this
+  run against ``benchmarks/baselines/<runner-class>.json``, only meaningful on that
+  machine class; allowances from the baseline's own run-to-run spread.
 
-Thresholds per group (code defaults in-process 35 %, gRPC 60 %) are set in
-``pyproject.toml`` (this project: 50 % and 80 %, from the measured spread)::
-
-    [tool.rps_infer.gate]
-    thresholds = { inprocess = 0.50, grpc = 0.80 }
+Verdicts are :mod:`rps_infer.bench.verdicts`; settings are ``[tool.rps_infer.gate]``
+(:class:`rps_infer.bench.schemas.GateConfig`). A gated run that compared nothing fails.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rps_infer.bench import machine
+from rps_infer.bench.ab import ABResult, ABSession
+from rps_infer.bench.revisions import Tree, commit_time, has_history, materialise, resolve
+from rps_infer.bench.schemas import BaselineFile, GateConfig, load_baseline, load_gate_config
+from rps_infer.bench.verdicts import GateRow, SuiteVerdict, Verdict, check_relation, judge_ab, judge_stored, judge_suite
+from rps_infer.errors import ConfigError, RevisionError
+from rps_infer.tables import render, us
 
-# "reference" cases (e.g. Keras model.predict) put our numbers in context; they are
-# reported, never failed.
-DEFAULT_THRESHOLDS = {"inprocess": 0.35, "grpc": 0.60, "reference": math.inf}
-CALIBRATION_GROUP = "calibration"
-REMEASURES = 2  # extra looks a case gets before it is called a regression
-# A calibration fastest round within 20 % of the baseline's means the same machine. On the
-# baseline machine one of the two cases always was (b64 within 3 % over 5 runs; b1 is
-# bimodal, 10 or 15 us); another EPYC that failed the gate ran both 33-38 % slower.
-MACHINE_MATCH = 0.20
-SLOWDOWN_ENV = "RPS_INFER_BENCH_SLOWDOWN"
 GATE_KEY = pytest.StashKey["Gate"]()
+COMPARED = (Verdict.OK, Verdict.REGRESSION, Verdict.FASTER)
 
 
-@dataclass
-class Baseline:
-    """A baseline file: per case its median (seconds) and group, plus the machine it came from."""
-
-    path: Path
-    runner_class: str
-    cases: dict[str, dict]
-    machine: dict = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path) -> Baseline:
-        """Read a baseline written by :mod:`rps_infer.bench.baseline`."""
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(path, data["runner_class"], data["cases"], data.get("machine", {}))
-
-    def median(self, case: str) -> float | None:
-        """The case's baseline median in seconds, or None."""
-        entry = self.cases.get(case)
-        return None if entry is None else float(entry["median"])
-
-    def fastest(self, case: str) -> float | None:
-        """The case's baseline fastest round in seconds, or None (older baselines lack it)."""
-        entry = self.cases.get(case)
-        return None if entry is None or "min" not in entry else float(entry["min"])
-
-
-@dataclass(frozen=True)
-class Timing:
-    """A measurement as the gate sees it: median and fastest round, seconds per call."""
-
-    median: float
-    fastest: float
-
-
-@dataclass
-class GateRow:
-    """One line of the gate's table."""
-
-    case: str
-    group: str
-    baseline: float | None
-    now: float
-    verdict: str
-    note: str = ""
-
-    @property
-    def ratio(self) -> float | None:
-        """now / baseline."""
-        return None if not self.baseline else self.now / self.baseline
-
-
-def same_kind(runner_class: str, other: str) -> bool:
-    """Same device kind, architecture and core count: ``cpu-x86_64-2c-*``."""
-    return runner_class.split("-")[:3] == other.split("-")[:3]
+def base_revision(root: Path, runner_class: str, explicit: str | None) -> tuple[str, str]:
+    """``(commit, where it came from)``: ``explicit``, this runner class's baseline commit,
+    or the newest commit among the committed baselines."""
+    if explicit:
+        return resolve(root, explicit), f"--gate-base {explicit}"
+    folder = root / "benchmarks" / "baselines"
+    own = folder / f"{runner_class}.json"
+    if own.is_file():
+        return resolve(root, load_baseline(own).commit), f"the baseline of {runner_class}"
+    commits = {load_baseline(p).commit: p.name for p in sorted(folder.glob("*.json"))}
+    if not commits:
+        raise RevisionError(f"no baseline in {folder} names a base revision: pass --gate-base REV, "
+                            "or record one with `make baseline`")
+    resolved = {resolve(root, c): name for c, name in commits.items()}
+    newest = max(resolved, key=lambda c: commit_time(root, c))
+    return newest, f"the newest committed baseline ({resolved[newest]}; none for {runner_class})"
 
 
 class Gate:
-    """Judges each case against its baseline; holds the rows of the final table."""
+    """Judges each timed case, in the mode chosen for this run; holds the table's rows."""
 
-    def __init__(self, runner_class: str, baseline_dir: Path, thresholds: dict[str, float],
-                 baseline_file: Path | None = None, relations: list[dict] | None = None) -> None:
-        self.runner_class = runner_class
-        self.thresholds = thresholds
-        self.relations = relations or []
-        self.relation_lines: list[str] = []
-        self.medians: dict[str, float] = {}
+    def __init__(self, root: Path, config: GateConfig, *, mode: str = "auto", base: str | None = None,
+                 allow_missing_base: bool = False, runner_class: str | None = None,
+                 baseline_file: Path | None = None) -> None:
+        self.root, self.config = root, config
+        self.runner_class = runner_class or machine.runner_class()
+        self.allow_missing_base = allow_missing_base
         self.rows: list[GateRow] = []
-        self.baseline: Baseline | None = None
-        self.kin = False  # baseline from another runner class of the same kind: reported only
-        self.calibration_ratios: dict[str, float] = {}  # fastest round now / baseline's
-        self.notice = ""
-        self._select_baseline(baseline_dir, baseline_file)
+        self.medians: dict[str, float] = {}
+        self.relation_lines: list[str] = []
+        self.ab_results: list[tuple[str, ABResult]] = []  # (group, result)
+        self.failures: list[str] = []
+        self.suite: SuiteVerdict | None = None
+        self.notices: list[str] = []
+        self.baseline: BaselineFile | None = None
+        self.base_commit: str | None = None
+        self._session: ABSession | None = None
+        self._baseline_file = baseline_file
+        if mode not in ("auto", "ab", "stored"):
+            raise ConfigError(f"--gate-mode takes auto, ab or stored, got {mode!r}")
+        if mode == "stored" or (mode == "auto" and not has_history(root)):
+            self._use_stored("--gate-mode stored" if mode == "stored" else "this checkout has no git history")
+            return
+        if not has_history(root):
+            raise RevisionError(f"--gate-mode ab needs git history; {root} has none (use --gate-mode stored)")
+        self.mode = "ab"
+        try:
+            self.base_commit, source = base_revision(root, self.runner_class, base)
+        except (RevisionError, ConfigError) as exc:
+            self._missing_base(str(exc))
+            return
+        self.notices.append(f"A/B against {self.base_commit[:10]} ({source}), same run, this machine")
 
-    def _select_baseline(self, baseline_dir: Path, baseline_file: Path | None) -> None:
-        if baseline_file is not None:
-            self.baseline = Baseline.load(baseline_file)
-            self.notice = f"baseline {baseline_file}"
-            return
-        exact = baseline_dir / f"{self.runner_class}.json"
-        if exact.is_file():
-            self.baseline = Baseline.load(exact)
-            self.notice = f"baseline {exact.name} (this runner class)"
-            return
-        kin = sorted(p for p in baseline_dir.glob("*.json") if same_kind(self.runner_class, p.stem))
-        if kin:
-            self.baseline = Baseline.load(kin[0])
-            self.kin = True
-            self.notice = (f"no baseline for {self.runner_class}; compared with {kin[0].name} "
-                           "(another CPU): cases are reported, not failed")
+    def _missing_base(self, problem: str) -> None:
+        if not self.allow_missing_base:
+            raise RevisionError(f"latency gate: {problem}")
+        self._use_stored(f"the base revision is unusable ({problem}); --gate-allow-missing-base")
+
+    def _use_stored(self, why: str) -> None:
+        self.mode = "stored"
+        self._session = None
+        path = self._baseline_file or self.root / "benchmarks" / "baselines" / f"{self.runner_class}.json"
+        if path.is_file():
+            self.baseline = load_baseline(path)
+            self.notices.append(f"stored numbers of {path.name} (commit {self.baseline.commit[:10]}): {why}")
         else:
-            self.notice = f"no baseline fits {self.runner_class}: cases are reported, not failed"
+            self.notices.append(f"stored mode ({why}) but no baseline {path.name}: nothing can be compared")
 
-    def threshold(self, group: str) -> float:
-        """The allowed slowdown of a group (0.35 = 35 % slower)."""
-        return self.thresholds.get(group, self.thresholds["inprocess"])
-
-    def machine_differs(self) -> bool:
-        """True once the calibration cases show another machine (or a busy host): no
-        calibration case's fastest round within ``MACHINE_MATCH`` of the baseline's."""
-        if not self.calibration_ratios:
-            return False  # not calibrated (deselected): trust the runner class
-        closest = min(abs(math.log(r)) for r in self.calibration_ratios.values())
-        return closest > math.log(1 + MACHINE_MATCH)
-
-    def gating(self) -> bool:
-        """Whether a slow case fails now (else it is only reported)."""
-        return self.baseline is not None and not self.kin and not self.machine_differs()
-
-    def machine_line(self) -> str:
-        """The calibration check, for the table."""
-        if not self.calibration_ratios:
-            return "machine check: no calibration case ran"
-        ratios = ", ".join(f"{case} x{r:.2f}" for case, r in self.calibration_ratios.items())
-        verdict = ("another machine or a busy host: cases are reported, not failed" if self.machine_differs()
-                   else "same machine")
-        return f"machine check (calibration fastest round vs baseline, match within {MACHINE_MATCH:.0%}): " \
-               f"{ratios}: {verdict}"
-
-    def expected(self, case: str, fastest: bool = False) -> float | None:
-        """The baseline median (or fastest round) of ``case``, or None."""
-        if self.baseline is None:
+    # -- A/B ------------------------------------------------------------------------------
+    def session(self, *, threads: int, tensorflow: bool, all_models: bool) -> ABSession | None:
+        """The running A/B session (started on first use); None once the gate fell back to stored."""
+        if self.mode != "ab":
             return None
-        return self.baseline.fastest(case) if fastest else self.baseline.median(case)
+        if self._session is None:
+            config = self.config
+            try:
+                base = materialise(self.root, self.base_commit, "base")
+                head = Tree(self.root, None, "head")
+                session = ABSession(base, head, blocks=config.blocks, block_seconds=config.block_seconds,
+                                    case_seconds=config.case_seconds, workers=config.workers, threads=threads, tensorflow=tensorflow,
+                                    confidence=config.confidence)
+                session.start(all_models=all_models)
+            except RevisionError as exc:
+                if not self.allow_missing_base:  # one line and a failed run, not a traceback per case
+                    pytest.exit(f"latency gate: {exc}", returncode=pytest.ExitCode.TESTS_FAILED)
+                self._missing_base(str(exc))
+                return None
+            self._session = session
+        return self._session
 
-    def judge(self, case: str, group: str, timing: Timing, remeasure: Callable[[], Timing]) -> GateRow:
-        """Verdict for one case.
-
-        A case beyond its threshold is re-measured (up to ``REMEASURES`` times, while it
-        still looks slow); it is a regression only if the best median *and* the best
-        fastest round are both beyond the threshold. Host noise on shared machines moves
-        medians (x2 seen here) far more than fastest rounds; a real slowdown moves both.
-        Where the gate only reports (:meth:`gating`), a slow case is not re-measured.
-        """
-        expected = self.expected(case)
-        fastest = self.expected(case, fastest=True)
-        if group == CALIBRATION_GROUP and fastest:
-            self.calibration_ratios[case] = timing.fastest / fastest
-        if expected is None:
-            row = GateRow(case, group, None, timing.median, "no baseline")
-        elif group == CALIBRATION_GROUP:
-            # the yardstick of the machine check; bare onnxruntime, not our code
-            row = GateRow(case, group, expected, timing.median, "calibration")
+    def judge_ab(self, name: str, group: str, result: ABResult) -> GateRow | None:
+        """Record and judge an A/B result (None for a case the head could not run)."""
+        self.ab_results.append((group, result))
+        threshold = self.config.threshold(group)
+        if result.status == "compared":
+            row = judge_ab(name, group, result.interval, result.median("base"), result.median("head"), threshold)
+        elif result.status == "new":
+            row = GateRow(name, group, "ab", None, None, Verdict.NEW, threshold, note=result.reason)
         else:
-            factor = 1 + self.threshold(group)
+            return None
+        return self._record(row)
 
-            def looks_slow(t: Timing) -> bool:
-                return t.median > expected * factor and (fastest is None or t.fastest > fastest * factor)
+    # -- stored -----------------------------------------------------------------------------
+    def judge_stored(self, name: str, group: str, median: float, fastest: float) -> GateRow:
+        """Judge a case timed in this process against the stored baseline."""
+        entry = self.baseline.cases.get(name) if self.baseline else None
+        threshold = self.baseline.stored_threshold(group) if self.baseline else 0.0
+        return self._record(judge_stored(name, group, median, fastest, entry and entry.median,
+                                         entry and entry.min, threshold))
 
-            looks = 0
-            while self.gating() and looks_slow(timing) and looks < REMEASURES:
-                again = remeasure()
-                timing = Timing(min(timing.median, again.median), min(timing.fastest, again.fastest))
-                looks += 1
-            note = f"re-measured x{looks}" if looks else ""
-            if not looks_slow(timing):
-                verdict = "ok"
-                if timing.median > expected * factor:
-                    note += f"{', ' if note else ''}noise: fastest round within limit"
-            elif self.gating():
-                verdict = "REGRESSION"
-            else:
-                verdict = "slow, not gated"
-            row = GateRow(case, group, expected, timing.median, verdict, note)
+    def _record(self, row: GateRow) -> GateRow:
         self.rows.append(row)
-        self.medians[case] = row.now
+        if row.head is not None:
+            self.medians[row.case] = row.head
         return row
 
-    def check_relations(self, case: str) -> list[str]:
-        """Speed-ups that ``case`` completes: "faster x by <= than", both medians of this run.
-
-        Returns a message per violated relation (empty when all hold). Relations whose
-        other case was not measured (skipped, deselected) are not judged.
-        """
-        problems = []
-        for rule in self.relations:
-            faster, than, by = rule["faster"], rule["than"], float(rule["by"])
-            if case not in (faster, than) or faster not in self.medians or than not in self.medians:
+    def relation_failures(self, case: str) -> list[str]:
+        """The relations ``case`` completes that do not hold."""
+        failures = []
+        for rule in self.config.relations:
+            if case not in (rule.faster, rule.than):
                 continue
-            ratio = self.medians[than] / self.medians[faster]
-            verdict = "ok" if ratio >= by else "TOO SLOW"
-            line = f"{faster} is {ratio:.2f}x faster than {than} (required {by:g}x): {verdict}"
-            self.relation_lines.append(line)
-            if verdict != "ok":
-                problems.append(line)
-        return problems
+            checked = check_relation(rule, self.medians)
+            if checked is not None:
+                self.relation_lines.append(checked[0])
+                if not checked[1]:
+                    failures.append(checked[0])
+        return failures
+
+    # -- end of run -------------------------------------------------------------------------
+    def finish(self) -> list[str]:
+        """Stop the workers, judge the suite; returns the lines that fail the run."""
+        if self._session is not None:
+            self._session.close()
+        failures = []
+        inprocess = [r.log_ratios for g, r in self.ab_results if g == "inprocess" and r.status == "compared"]
+        self.suite = judge_suite(inprocess, self.config.suite_limit, self.config.confidence)
+        if self.suite is not None and self.suite.fails:
+            failures.append(self.suite.line())
+        excused = self.mode == "stored" and self.allow_missing_base
+        if not excused and not any(r.verdict in COMPARED for r in self.rows):
+            failures.append(f"latency gate: no case was compared ({len(self.rows)} judged, "
+                            f"{sum(r.verdict is Verdict.NEW for r in self.rows)} new): every case was skipped, "
+                            "deselected or has no base; a gated run must time something")
+        return failures
 
     def table(self) -> list[str]:
-        """The gate's table, one row per judged case."""
-        head = f"{'case':58} {'group':11} {'baseline':>10} {'now':>10} {'ratio':>6}  verdict"
-        lines = [f"latency gate ({self.runner_class}): {self.notice}", self.machine_line(), head,
-                 "-" * len(head)]
+        """The gate's table: per case base, head, ratio, interval, verdict, mode."""
+        rows = []
         for r in self.rows:
-            base = "-" if r.baseline is None else _us(r.baseline)
-            ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
-            limit = f" (limit {1 + self.threshold(r.group):.2f})" if r.verdict == "REGRESSION" else ""
-            note = f"  [{r.note}]" if r.note else ""
-            lines.append(f"{r.case[:58]:58} {r.group:11} {base:>10} {_us(r.now):>10} {ratio:>6}  "
-                         f"{r.verdict}{limit}{note}")
+            iv = r.interval
+            interval = f"[{iv.low:.3f}, {iv.high:.3f}]" if iv else "-"
+            limit = f"x{1 + r.limit:.2f}" if np.isfinite(r.limit) else "-"
+            rows.append((r.case, r.group, us(r.base), us(r.head), "-" if r.ratio is None else f"{r.ratio:.3f}",
+                         interval, limit, r.verdict.value + (f" ({r.note})" if r.note else ""), r.mode))
+        table = render(("case", "group", "base", "head", "ratio", "interval", "limit", "verdict", "mode"), rows,
+                       numeric=("base", "head", "ratio"), width=200)
+        lines = [f"latency gate ({self.runner_class}, mode {self.mode}): {'; '.join(self.notices)}", table]
         lines += [f"relation: {line}" for line in self.relation_lines]
+        if self.suite is not None:
+            lines.append(self.suite.line())
         return lines
 
+    def write(self, path: Path) -> None:
+        """``path``: the verdicts as JSON; beside it (``.png``) the A/B ratios with their intervals."""
+        from rps_infer.bench.report import plot_ratios
+        from rps_infer.util import atomic_write
 
-def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:.1f}us" if seconds < 1e-2 else f"{seconds * 1e3:.2f}ms"
+        data = self.to_dict()
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8"))
+        points = [(r.case, r.interval.ratio, r.interval.low, r.interval.high, 1 + r.limit)
+                  for r in self.rows if r.interval is not None]
+        if points:
+            base = f"base {self.base_commit[:10]}" if self.base_commit else "stored"
+            plot_ratios(points, f"latency gate: head / {base}, {self.runner_class}", path.with_suffix(".png"))
 
-
-def _gate_config(rootdir: Path) -> dict:
-    pyproject = rootdir / "pyproject.toml"
-    if not pyproject.is_file():
-        return {}
-    return tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("rps_infer", {}).get("gate", {})
-
-
-def load_thresholds(rootdir: Path) -> dict[str, float]:
-    """Defaults updated from ``[tool.rps_infer.gate] thresholds`` in pyproject.toml."""
-    return {**DEFAULT_THRESHOLDS, **_gate_config(rootdir).get("thresholds", {})}
-
-
-def load_relations(rootdir: Path) -> list[dict]:
-    """``[tool.rps_infer.gate] relations``: speed-ups the suite must show."""
-    return list(_gate_config(rootdir).get("relations", []))
+    def to_dict(self) -> dict:
+        """The whole verdict, JSON-ready (``--gate-json``)."""
+        return {"mode": self.mode, "base_commit": self.base_commit, "runner_class": self.runner_class,
+                "notices": self.notices, "machine": machine.machine_info(), "config": self.config.model_dump(),
+                "rows": [r.to_dict() for r in self.rows], "relations": self.relation_lines,
+                "suite": None if self.suite is None else {**self.suite.interval.to_dict(), "fails": self.suite.fails},
+                "pairs": {r.case: {"base": r.base, "head": r.head, "plan": r.plan}
+                          for _, r in self.ab_results if r.base}}
 
 
 # -- pytest hooks ------------------------------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """--gate, --runner-class, --gate-baseline."""
+    """The gate's options."""
     group = parser.getgroup("rps_infer latency gate")
-    group.addoption("--gate", action="store_true", help="fail benchmarks slower than their baseline")
+    group.addoption("--gate", action="store_true", help="fail benchmarks that got slower (see --gate-mode)")
+    group.addoption("--gate-mode", default="auto", choices=("auto", "ab", "stored"),
+                    help="ab: time the base revision and the working tree in the same run; stored: compare "
+                    "with baselines/<runner-class>.json; auto (default): ab in a git checkout, else stored")
+    group.addoption("--gate-base", default=None, metavar="REV",
+                    help="A/B base revision (default: this runner class's baseline commit, else the newest "
+                    "baseline commit)")
+    group.addoption("--gate-allow-missing-base", action="store_true",
+                    help="a base that cannot be found or run falls back to stored mode instead of failing")
+    group.addoption("--gate-json", type=Path, default=None, metavar="PATH",
+                    help="write the gate's verdicts to PATH and a plot of the ratios to PATH with .png")
     group.addoption("--runner-class", default=None,
                     help="baseline name (default: derived from this machine, e.g. cpu-x86_64-2c-amd-epyc)")
     group.addoption("--gate-baseline", type=Path, default=None,
-                    help="compare with this baseline file instead of benchmarks/baselines/<runner-class>.json")
+                    help="stored mode: compare with this baseline file")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Create the gate when --gate is given."""
+    """Create the gate when --gate is given; a bad setting or base is a usage error (one line)."""
     if not config.getoption("--gate"):
         return
-    runner = config.getoption("--runner-class") or machine.runner_class()
     root = Path(config.rootpath)
-    config.stash[GATE_KEY] = Gate(runner, root / "benchmarks" / "baselines", load_thresholds(root),
-                                  config.getoption("--gate-baseline"), load_relations(root))
+    try:
+        config.stash[GATE_KEY] = Gate(
+            root, load_gate_config(root), mode=config.getoption("--gate-mode"),
+            base=config.getoption("--gate-base"), allow_missing_base=config.getoption("--gate-allow-missing-base"),
+            runner_class=config.getoption("--runner-class"), baseline_file=config.getoption("--gate-baseline"))
+    except (RevisionError, ConfigError) as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Calibration cases run first: the gate may need their ratio to judge the rest."""
+    """Calibration cases run first (the machine's yardstick before anything else)."""
     items.sort(key=lambda item: 0 if item.get_closest_marker("calibration") else 1)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Judge the suite, close the workers, fail a run that compared nothing; write --gate-json."""
+    gate = gate_of(session.config)
+    if gate is None:
+        return
+    gate.failures = failures = gate.finish()
+    if failures and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    path = session.config.getoption("--gate-json")
+    if path is not None:
+        gate.write(path)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    """Print the gate's table before pytest's summary line."""
-    gate = config.stash.get(GATE_KEY, None)
+    """Print the gate's table (and what failed the run as a whole) before pytest's summary line."""
+    gate = gate_of(config)
     if gate is None:
         return
     terminalreporter.section("latency gate")
     for line in gate.table():
-        terminalreporter.write_line(line)
+        for part in line.splitlines():
+            terminalreporter.write_line(part)
+    for line in getattr(gate, "failures", []):
+        terminalreporter.write_line(line, red=True, bold=True)
 
 
 def gate_of(config: pytest.Config) -> Gate | None:
     """The active gate, or None without --gate."""
     return config.stash.get(GATE_KEY, None)
-
-
-def slowdown_factor() -> float:
-    """``$RPS_INFER_BENCH_SLOWDOWN``: extra spin per call in multiples of the baseline (tests of the gate)."""
-    return float(os.environ.get(SLOWDOWN_ENV, "0") or 0)

@@ -31,6 +31,8 @@ def timestamp() -> str:
 def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
     """Write report.json, report.csv, report.md, latency.png and throughput.png; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if report.get("kind") == "ab":
+        return _write_ab(report, out_dir)
     paths = {"json": out_dir / "report.json", "csv": out_dir / "report.csv", "md": out_dir / "report.md",
              "latency_png": out_dir / "latency.png", "throughput_png": out_dir / "throughput.png"}
     _write_text(paths["json"], json.dumps(report, indent=2) + "\n")
@@ -49,6 +51,22 @@ def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
     if report.get("cost"):
         paths["cost_png"] = out_dir / "cost.png"
         plot_cost(report, paths["cost_png"])
+    return paths
+
+
+def _write_ab(report: dict, out_dir: Path) -> dict[str, Path]:
+    """An A/B report (``rps-infer bench --ab``): JSON, CSV, Markdown and the ratios with intervals."""
+    from rps_infer.bench.abbench import AB_COLUMNS, markdown
+
+    paths = {"json": out_dir / "report.json", "csv": out_dir / "report.csv", "md": out_dir / "report.md",
+             "ratios_png": out_dir / "ratios.png"}
+    _write_text(paths["json"], json.dumps(report, indent=2) + "\n")
+    _write_text(paths["csv"], to_csv(report, AB_COLUMNS))
+    _write_text(paths["md"], markdown(report, machine_line(report)))
+    points = [(f"{r['backend']} b{r['batch']}", r["ratio"], r["low"], r["high"], 1 + report["limit"])
+              for r in report["rows"] if "ratio" in r]
+    plot_ratios(points, f"{report['model']}: head {report['head'][:10]} / base {report['base'][:10]}\n"
+                f"{machine_line(report)[:90]}", paths["ratios_png"])
     return paths
 
 
@@ -328,3 +346,27 @@ def grpc_compare_lines(old: dict, new: dict) -> list[str]:
             lines.append(f"{r['series']:9} {r['api']:6} b{r['batch']:<4} c{r['concurrency']:<3} "
                          f"{o['p50_us']:8.0f} -> {r['p50_us']:8.0f} us  {r['p50_us'] / o['p50_us']:.2f}x")
     return lines
+
+
+def plot_ratios(rows: list[tuple[str, float, float, float, float]], title: str, path: Path) -> None:
+    """A/B ratios head/base with their intervals, one row per case ``(label, ratio, low, high,
+    limit)``; the dashed line at each case's limit (1 + threshold)."""
+    fig, ax = _figure()
+    fig.set_size_inches(7, max(2.5, 0.22 * len(rows) + 1.2))
+    ys = range(len(rows))
+    for y, (_, ratio, low, high, limit) in zip(ys, rows, strict=True):
+        colour = "tab:red" if low > limit else "tab:blue"
+        ax.errorbar([ratio], [y], xerr=[[ratio - low], [high - ratio]], fmt="o", color=colour, ms=3, capsize=2)
+        if limit < 10:
+            ax.plot([limit, limit], [y - 0.4, y + 0.4], color="tab:red", ls="--", lw=0.8)
+    ax.axvline(1.0, color="grey", lw=0.8)
+    ax.set_yticks(list(ys), [r[0] for r in rows], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("head / base (interval; dashed: the limit)")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    import matplotlib.pyplot as plt
+
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

@@ -1,0 +1,70 @@
+"""Planted slowdowns in a throwaway git repository: the latency gate's proof material.
+
+:func:`throwaway_repo` copies the working tree (tracked and untracked, not ignored files,
+with their dates) into a new repository and commits it (commit A); its built models are
+copied too, so nothing is rebuilt. :func:`plant` then changes real code and commits it
+(commit B): a busy-wait in the ONNX Runtime backend's hot path worth ``fraction`` of each
+call's own time, and/or a fixed busy-wait in the NeuralService ``Predict`` handler.
+Used by ``tests/test_gate_ab.py`` and ``scripts/gate_power.py``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ONNXRT = "rps_infer/backends/onnxrt.py"
+SERVICE = "rps_infer/serving/service.py"
+# The lines the plants replace; a test fails loudly if a refactor moves them.
+ONNXRT_HOT = "        return dict(zip(self._output_list, self.session.run(self._output_list, feeds)))  # noqa: B905\n"
+PREDICT_HOT = "        x, model_type = wire.decode_predict(data)\n"
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def throwaway_repo(dest: Path, source: Path = REPO) -> str:
+    """A new repository at ``dest`` holding ``source``'s working tree as one commit; returns its id."""
+    files = _git(source, "ls-files", "-co", "--exclude-standard", "-z").split("\0")
+    for rel in filter(None, files):
+        src = source / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    if (source / "models" / "build").is_dir():
+        shutil.copytree(source / "models" / "build", dest / "models" / "build", ignore=shutil.ignore_patterns(".*"))
+    _git(dest, "init", "-q")
+    _git(dest, "add", "-A")
+    _git(dest, "-c", "user.name=gate-proof", "-c", "user.email=gate@proof", "commit", "-q", "-m", "A")
+    return _git(dest, "rev-parse", "HEAD")
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    if text.count(old) != 1:
+        raise AssertionError(f"{path}: the line to plant into was not found once: {old!r}")
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def plant(repo: Path, *, backend_fraction: float = 0.0, predict_seconds: float = 0.0, message: str = "B") -> str:
+    """Commit a slowdown on top of ``repo``'s HEAD; returns the new commit id."""
+    if backend_fraction:
+        _replace(repo / ONNXRT, ONNXRT_HOT, (
+            "        import time as _t  # planted slowdown\n"
+            "        _start = _t.perf_counter()\n"
+            "        _out = dict(zip(self._output_list, self.session.run(self._output_list, feeds)))  # noqa: B905\n"
+            f"        _end = _t.perf_counter() + {backend_fraction!r} * (_t.perf_counter() - _start)\n"
+            "        while _t.perf_counter() < _end:\n"
+            "            pass\n"
+            "        return _out\n"))
+    if predict_seconds:
+        _replace(repo / SERVICE, PREDICT_HOT, (
+            "        import time as _t  # planted slowdown\n"
+            f"        _end = _t.perf_counter() + {predict_seconds!r}\n"
+            "        while _t.perf_counter() < _end:\n"
+            "            pass\n" + PREDICT_HOT))
+    _git(repo, "-c", "user.name=gate-proof", "-c", "user.email=gate@proof", "commit", "-q", "-am", message)
+    return _git(repo, "rev-parse", "HEAD")

@@ -1,0 +1,249 @@
+"""Same-run A/B timing of two source trees (asv ``continuous``'s design, interleaved).
+
+The controller (the pytest process, or ``rps-infer bench --ab``) starts long-lived
+worker processes, :data:`~rps_infer.bench.schemas.GateConfig.workers` per tree, alternately
+(base 0, head 0, base 1, head 1 ...), each ``python -m rps_infer _bench-worker`` run in
+its own tree with ``PYTHONPATH`` set to that tree and nothing else inherited that
+could redirect the import. What to time comes from the head (case descriptions); how
+each tree builds it is its own code (:mod:`rps_infer.bench.worker`).
+
+Per case every worker prepares it (parity checked on both sides), then ``blocks`` block
+pairs are timed (fewer, but at least 10, where they would take more than ``case_seconds``), never two at once: pair j runs on worker ``j % workers`` of each tree,
+base first or head first in the balanced order base-head, base-head, head-base,
+head-base, ... so drift cancels. Each block is warm-up rounds plus at least
+``block_seconds`` of timed rounds (>= 0.2 ms each), identical in size on both sides.
+
+A block is summarised by its fastest round. On these shared VMs interference only ever
+adds time, in bursts of 10-100 ms that move a block's median by up to 2x while its
+fastest round stays on the floor (measured: benchmarks/README.md, "Detection power").
+A pair's ratio is head/base of the two blocks' fastest rounds;
+:func:`rps_infer.bench.stats.paired_ratio` gives the estimate (the median of the pairwise
+averaged log ratios) and its interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rps_infer.bench.revisions import Tree
+from rps_infer.bench.stats import Interval, paired_ratio
+from rps_infer.bench.worker import PROTOCOL
+from rps_infer.errors import RevisionError, RpsInferError
+
+MIN_ROUND_S = 2e-4  # a timed round lasts at least this long (timer noise < 0.1 %)
+MIN_ROUNDS = 5
+MIN_BLOCKS = 10  # block pairs per case, however slow the case
+START_TIMEOUT_S = 180.0
+REQUEST_TIMEOUT_S = 900.0  # a build of the zoo, a U-Net precision variant
+# Variables that could make a worker import another tree's rps_infer or read another zoo.
+SCRUBBED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONSAFEPATH", "RPS_INFER_ZOO")
+
+
+class WorkerError(RpsInferError):
+    """A worker died, timed out or answered nonsense; carries the tail of its stderr."""
+
+
+@dataclass
+class Worker:
+    """One ``_bench-worker`` process in one tree."""
+
+    tree: Tree
+    index: int
+    threads: int = 1
+    tensorflow: bool = False
+
+    def start(self) -> None:
+        """Start the process and read its hello (raises :class:`RevisionError` for a tree
+        without a worker of this protocol)."""
+        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+        env["PYTHONPATH"] = str(self.tree.path)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        command = [sys.executable, "-m", "rps_infer", "_bench-worker", "--tree", str(self.tree.path),
+                   "--threads", str(self.threads), *(["--tensorflow"] if self.tensorflow else [])]
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(command, cwd=self.tree.path, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        self.name = f"{self.tree.label}{self.index}"
+        try:
+            hello = self._read(START_TIMEOUT_S)
+        except WorkerError as exc:
+            raise RevisionError(f"{self.tree.label} revision {self.tree.describe()} cannot start the A/B worker "
+                                f"(`python -m rps_infer _bench-worker`, protocol {PROTOCOL}); it predates the "
+                                f"A/B gate or is broken: re-record the baseline with `make baseline` on a newer "
+                                f"commit, or pass --gate-base REV [{exc}]") from None
+        if hello.get("error") or hello.get("protocol") != PROTOCOL:
+            problem = hello.get("error") or f"speaks protocol {hello.get('protocol')}, expected {PROTOCOL}"
+            raise RevisionError(f"{self.tree.label} revision {self.tree.describe()} cannot run the A/B worker "
+                                f"({problem}); if it predates the A/B gate, re-record the baseline with "
+                                "`make baseline` on a newer commit or pass --gate-base REV")
+        self.imported = hello["rps_infer"]
+
+    def request(self, op: str, timeout: float = REQUEST_TIMEOUT_S, **fields) -> dict:
+        """Send one request and return the reply; an ``error`` reply raises :class:`WorkerError`."""
+        try:
+            self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise WorkerError(f"worker {self.name} is gone: {self.log_tail()}") from None
+        reply = self._read(timeout)
+        if not reply.get("ok") and reply.get("status") == "error":
+            raise WorkerError(f"worker {self.name} ({self.tree.describe()}): {reply.get('reason')}")
+        return reply
+
+    def _read(self, timeout: float) -> dict:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                raise WorkerError(f"worker {self.name} did not answer within {timeout:.0f} s: {self.log_tail()}")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise WorkerError(f"worker {self.name} exited ({self.proc.poll()}): {self.log_tail()}")
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            raise WorkerError(f"worker {self.name} wrote {line[:200]!r}, not a protocol line") from None
+
+    def log_tail(self, chars: int = 1500) -> str:
+        """The end of the worker's stderr."""
+        self.stderr.seek(0)
+        return self.stderr.read()[-chars:].strip()
+
+    def stop(self) -> None:
+        """Ask it to exit (it stops its servers), then make sure it is gone."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write('{"op": "exit"}\n')
+                self.proc.stdin.close()
+                self.proc.wait(30)
+            except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(10)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:  # a broken pipe has nothing left to flush
+                pass
+        self.stderr.close()
+
+
+@dataclass
+class ABResult:
+    """One case timed A/B: per block pair the base's and the head's fastest round (seconds per call)."""
+
+    case: str
+    status: str  # "compared", "new" (the base cannot run it), "unavailable", "parity" (head failed it)
+    reason: str = ""
+    base: list[float] = field(default_factory=list)
+    head: list[float] = field(default_factory=list)
+    head_samples: list[float] = field(default_factory=list)  # every timed round of the head, for reports
+    interval: Interval | None = None
+    plan: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def log_ratios(self) -> np.ndarray:
+        """log(head / base) per block pair."""
+        return np.log(np.asarray(self.head) / np.asarray(self.base))
+
+    def median(self, side: str) -> float:
+        """Median over the blocks of one side's fastest rounds."""
+        return float(np.median(self.base if side == "base" else self.head))
+
+
+class ABSession:
+    """Workers for a base and a head tree, and the interleaved timing of cases on them."""
+
+    def __init__(self, base: Tree, head: Tree, *, blocks: int = 40, block_seconds: float = 0.0125,
+                 case_seconds: float = 6.0, workers: int = 2, threads: int = 1, tensorflow: bool = False,
+                 confidence: float = 0.90) -> None:
+        self.base, self.head = base, head
+        self.blocks, self.block_seconds, self.confidence = blocks, block_seconds, confidence
+        self.case_seconds = case_seconds
+        self.workers: dict[str, list[Worker]] = {"base": [], "head": []}
+        self._specs = (workers, threads, tensorflow)
+        self._ids = 0
+
+    def start(self, all_models: bool = False, progress=None) -> None:
+        """Start the workers alternately; build each tree's zoo (sharing identical recipes)."""
+        from rps_infer.bench.revisions import share_models
+
+        count, threads, tensorflow = self._specs
+        try:
+            for i in range(count):
+                for tree in (self.base, self.head):
+                    worker = Worker(tree, i, threads, tensorflow)
+                    self.workers[tree.label].append(worker)
+                    worker.start()
+            if progress:
+                progress("building the head's models")
+            self.workers["head"][0].request("build", all_models=all_models)
+            shared = share_models(self.head.path, self.base.path)
+            if progress:
+                progress("base models shared with the head (same recipe)" if shared else "building the base's models")
+            self.workers["base"][0].request("build", all_models=all_models)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for worker in (*self.workers["base"], *self.workers["head"]):
+            if getattr(worker, "proc", None) is not None:
+                worker.stop()
+        self.workers = {"base": [], "head": []}
+
+    def measure(self, name: str, case: dict) -> ABResult:
+        """Prepare ``case`` on every worker, then time it in interleaved block pairs."""
+        self._ids += 1
+        case_id = f"c{self._ids}"
+        replies = {side: [w.request("prepare", id=case_id, case=case) for w in self.workers[side]]
+                   for side in ("head", "base")}
+        head_fail = next((r for r in replies["head"] if not r["ok"]), None)
+        if head_fail is not None:
+            return ABResult(name, head_fail["status"], head_fail["reason"])
+        base_fail = next((r for r in replies["base"] if not r["ok"]), None)
+        if base_fail is not None:
+            return ABResult(name, "new", f"the base cannot run it ({base_fail['status']}: {base_fail['reason']})")
+        estimate = float(np.median([r["estimate"] for r in replies["head"]]))
+        plan = block_plan(estimate, self.block_seconds)
+        # Slow cases (a U-Net at batch 8: 5 rounds of 100 ms per block) get fewer pairs, never below 10.
+        pair_seconds = 2 * (plan["rounds"] + plan["warmup"]) * plan["iterations"] * estimate
+        blocks = max(MIN_BLOCKS, min(self.blocks, int(self.case_seconds / pair_seconds)))
+        result = ABResult(name, "compared", plan={**plan, "blocks": blocks}, info=replies["head"][0]["info"])
+        count = len(self.workers["base"])
+        for j in range(blocks):
+            order = ("base", "head") if (j // count) % 2 == 0 else ("head", "base")
+            fastest = {}
+            for side in order:
+                samples = self.workers[side][j % count].request("time", id=case_id, **plan)["samples"]
+                fastest[side] = min(samples)
+                if side == "head":
+                    result.head_samples.extend(samples)
+            result.base.append(fastest["base"])
+            result.head.append(fastest["head"])
+        result.interval = paired_ratio(np.array(result.head), np.array(result.base), self.confidence)
+        return result
+
+    def __enter__(self) -> ABSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def block_plan(estimate: float, block_seconds: float) -> dict[str, int]:
+    """Iterations per round (a round >= 0.2 ms), timed rounds per block (>= ``block_seconds``,
+    at least 5) and warm-up rounds, from the head's estimate of one call."""
+    estimate = max(estimate, 1e-7)
+    iterations = max(1, math.ceil(MIN_ROUND_S / estimate))
+    rounds = max(MIN_ROUNDS, math.ceil(block_seconds / (iterations * estimate)))
+    return {"iterations": iterations, "rounds": rounds, "warmup": max(1, rounds // 10)}

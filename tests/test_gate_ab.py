@@ -1,0 +1,119 @@
+"""The A/B latency gate on real runs: it fails a planted 25 % slowdown of real code, naming the
+cases and the commit it compared against, and passes the same code against itself (A/A).
+
+A throwaway repository holds the working tree as commit A; commit B plants a busy-wait of
+25 % of each call in the ONNX Runtime backend's hot path and of 25 % of the gRPC Predict
+round trip in the service's handler. The gated suite then runs in that repository, on a
+small selection, as CI would: ``pytest benchmarks --benchmark-only --gate --gate-base A``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.planted import plant, throwaway_repo
+from rps_infer.bench.ab import ABSession, Worker
+from rps_infer.bench.revisions import Tree, materialise, recipe_digest, share_models
+from rps_infer.errors import RevisionError
+
+REPO = Path(__file__).resolve().parent.parent
+SELECTION = ["benchmarks/test_latency.py", "benchmarks/test_grpc.py", "--backends", "onnxrt-cpu", "-k",
+             "policy-onnxrt-cpu-b1 or policy-onnxrt-cpu-b64 or service-neural-Predict-policy-b1"]
+SLOWED = ("test_latency[policy-onnxrt-cpu-b1]", "test_latency[policy-onnxrt-cpu-b64]",
+          "test_grpc[service-neural-Predict-policy-b1]")
+
+
+def _gated(repo: Path, base: str, out: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-m", "pytest", *SELECTION, "--benchmark-only", "--gate",
+                           f"--gate-base={base}", f"--gate-json={out}", "-p", "no:cacheprovider"],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def proof_repo(tmp_path_factory):
+    """The throwaway repository at commit A, and A's id."""
+    repo = tmp_path_factory.mktemp("proof") / "repo"
+    repo.mkdir()
+    return repo, throwaway_repo(repo)
+
+
+@pytest.mark.slow
+def test_gate_fails_a_planted_slowdown_and_passes_the_same_code(proof_repo, tmp_path):
+    repo, commit_a = proof_repo
+    clean = _gated(repo, commit_a, tmp_path / "aa.json")
+    assert clean.returncode == 0, clean.stdout[-4000:] + clean.stderr[-2000:]
+    verdicts = json.loads((tmp_path / "aa.json").read_text())
+    assert verdicts["mode"] == "ab" and verdicts["base_commit"] == commit_a
+    assert {r["case"] for r in verdicts["rows"] if r["verdict"] == "ok"} >= set(SLOWED)
+    assert (tmp_path / "aa.png").is_file()
+    predict = next(r for r in verdicts["rows"] if r["case"] == SLOWED[2])
+    commit_b = plant(repo, backend_fraction=0.25, predict_seconds=0.25 * predict["base"])
+    slowed = _gated(repo, commit_a, tmp_path / "ab.json")
+    assert slowed.returncode == 1, slowed.stdout[-4000:]
+    for case in SLOWED:
+        assert f"latency regression: {case}" in slowed.stdout and f"vs base {commit_a[:10]}" in slowed.stdout
+    assert "Traceback" not in slowed.stdout
+    rows = {r["case"]: r for r in json.loads((tmp_path / "ab.json").read_text())["rows"]}
+    assert all(rows[c]["verdict"] == "REGRESSION" and rows[c]["interval"]["low"] > 1.1 for c in SLOWED)
+    assert commit_b != commit_a
+
+
+def test_a_gated_run_that_times_nothing_fails(proof_repo, tmp_path):
+    repo, commit_a = proof_repo
+    run = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_latency.py", "--benchmark-only",
+                          "--gate", f"--gate-base={commit_a}", "-k", "no-such-case", "-p", "no:cacheprovider"],
+                         cwd=repo, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "no case was compared" in run.stdout
+
+
+def test_an_unknown_base_is_one_line_with_the_fix(proof_repo):
+    repo, _ = proof_repo
+    run = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_latency.py", "--benchmark-only",
+                          "--gate", "--gate-base=0123456789abcdef0123", "-p", "no:cacheprovider"],
+                         cwd=repo, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 4 and "not in this clone" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_workers_import_their_own_tree_whatever_pythonpath_says(proof_repo, monkeypatch):
+    repo, commit_a = proof_repo
+    base = materialise(repo, commit_a)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # would make both sides import the working tree
+    worker = Worker(base, 0)
+    worker.start()
+    try:
+        assert Path(worker.imported).is_relative_to(base.path)
+    finally:
+        worker.stop()
+    refused = subprocess.run([sys.executable, "-m", "rps_infer", "_bench-worker", "--tree", str(base.path)],
+                             cwd=REPO, capture_output=True, text=True, timeout=120, input="")
+    assert refused.returncode == 2 and "not from" in refused.stdout
+
+
+def test_a_base_without_the_worker_is_a_failed_run_saying_why(tmp_path):
+    old = tmp_path / "old"
+    (old / "rps_infer").mkdir(parents=True)
+    (old / "rps_infer" / "__init__.py").write_text("")
+    with pytest.raises(RevisionError, match=r"predates the A/B gate.*make baseline"):
+        ABSession(Tree(old, "0" * 40, "base"), Tree(REPO, None, "head")).start()
+
+
+def test_materialised_revisions_are_read_only_and_share_models_only_for_the_same_recipe(proof_repo):
+    repo, commit_a = proof_repo
+    base = materialise(repo, commit_a)
+    assert materialise(repo, commit_a).path == base.path  # cached
+    zoo_toml = base.path / "models" / "zoo.toml"
+    assert not os.access(zoo_toml, os.W_OK) or os.geteuid() == 0  # root may write anyway
+    assert not zoo_toml.stat().st_mode & 0o222
+    assert recipe_digest(base.path) == recipe_digest(repo)
+    if not any((base.path / "models" / "build").iterdir()):
+        assert share_models(repo, base.path)
+    assert (base.path / "models" / "build" / "policy.onnx").is_file()
+    changed = repo.parent / "changed"
+    subprocess.run(["cp", "-r", str(repo), str(changed)], check=True)
+    (changed / "rps_infer" / "nets" / "mlp.py").write_text("# another recipe\n", encoding="utf-8")
+    assert recipe_digest(changed) != recipe_digest(repo)
