@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 NUMERIC = "right"
 
@@ -23,11 +24,11 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[object]], *, title: s
 
     ``terminal=True`` keeps rich's styling when stdout is a terminal.
     """
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, show_edge=False)
     for name in columns:
         table.add_column(name, justify=NUMERIC if name in numeric else "left", no_wrap=True)
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))  # never markup: ids hold [..]
     out = io.StringIO()
     styled = terminal and sys.stdout.isatty()
     Console(file=out, width=width, force_terminal=styled, no_color=not styled, highlight=False,

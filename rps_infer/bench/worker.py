@@ -227,7 +227,6 @@ def _time(fn: Callable[[], object], iterations: int, rounds: int, warmup: int) -
     """Per-call seconds of ``rounds`` timed rounds of ``iterations`` calls, after ``warmup`` rounds."""
     from rps_infer.bench.timing import Plan, measure
 
-    gc.collect()  # a collection owed by setup must not land in the timed rounds
     return measure(fn, Plan(rounds=rounds, iterations=iterations, warmup=warmup)).tolist()
 
 
@@ -256,6 +255,10 @@ def _answer(builder: CaseBuilder, prepared: dict[str, Prepared], request: dict) 
         except CaseParityError as exc:
             return {"ok": False, "status": "parity", "reason": str(exc)}
         prepared[request["id"]] = case
+        # A full collection costs ~0.3 s with TensorFlow loaded: do it once here and freeze what
+        # survives, so that no collection of setup garbage lands in a timed block.
+        gc.collect()
+        gc.freeze()
         return {"ok": True, "estimate": _estimate(case.fn), "info": case.info}
     if op == "time":
         fn = prepared[request["id"]].fn
