@@ -129,6 +129,8 @@ class Gate:
 
     def judge_ab(self, name: str, group: str, result: ABResult) -> GateRow | None:
         """Record and judge an A/B result (None for a case the head could not run)."""
+        if name in self.config.reported:
+            group = "reference"
         self.ab_results.append((group, result))
         threshold = self.config.threshold(group)
         if result.status == "compared":
@@ -142,6 +144,7 @@ class Gate:
     # -- stored -----------------------------------------------------------------------------
     def judge_stored(self, name: str, group: str, median: float, fastest: float) -> GateRow:
         """Judge a case timed in this process against the stored baseline."""
+        group = "reference" if name in self.config.reported else group
         entry = self.baseline.cases.get(name) if self.baseline else None
         threshold = self.baseline.stored_threshold(group) if self.baseline else 0.0
         return self._record(judge_stored(name, group, median, fastest, entry and entry.median,

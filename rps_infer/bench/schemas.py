@@ -56,6 +56,7 @@ class GateConfig(_Strict):
     workers: Annotated[int, Field(ge=2)] = 2  # long-lived worker processes per tree
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.90  # two-sided; each bound one-sided 95 %
     suite_limit: Fraction = 0.05  # geometric mean of the in-process ratios, lower bound
+    reported: list[str] = Field(default_factory=list)  # cases too noisy to gate: reported, never failed
 
     def threshold(self, group: str) -> float:
         """The allowed slowdown of ``group`` (defaults for groups the file leaves out)."""
