@@ -16,14 +16,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/rps-infer demo
 
-# Unit, property and parity tests (each benchmark body runs once), then the timed
-# suite against the committed baseline with the regression gate.
+# Unit, property and parity tests (each benchmark body runs once), then the timed suite
+# with the regression gate: A/B against the commit the baseline names, in the same run.
 test: $(STAMP)
 	$(BIN)/ruff check rps_infer tests benchmarks scripts examples
 	$(BIN)/python -m pytest tests benchmarks --benchmark-disable
 	$(BIN)/python -m pytest benchmarks --benchmark-only --gate
 
-# Rewrite benchmarks/baselines/<runner-class>.json from 5 fresh runs (medians).
+# Rewrite benchmarks/baselines/<runner-class>.json from 5 fresh runs (medians) of this
+# commit; refuses a dirty tree (the file names the commit it measured).
 baseline: $(STAMP)
 	$(BIN)/python -m rps_infer.bench.baseline --repetitions 5
 

@@ -117,3 +117,29 @@ def test_materialised_revisions_are_read_only_and_share_models_only_for_the_same
     subprocess.run(["cp", "-r", str(repo), str(changed)], check=True)
     (changed / "rps_infer" / "nets" / "mlp.py").write_text("# another recipe\n", encoding="utf-8")
     assert recipe_digest(changed) != recipe_digest(repo)
+
+
+def test_stored_mode_times_here_and_fails_a_case_three_times_its_baseline(tmp_path):
+    """Stored mode (a checkout without history, or --gate-mode stored): this run against stored
+    numbers. A baseline made a moment ago passes; the same baseline at a third of the time fails."""
+    from rps_infer.bench import baseline as baseline_tool
+
+    selection = ["benchmarks/test_latency.py", "--backends", "onnxrt-cpu", "-k", "policy-onnxrt-cpu-b1",
+                 "--benchmark-only", "-p", "no:cacheprovider"]
+    run = subprocess.run([sys.executable, "-m", "pytest", *selection, f"--benchmark-json={tmp_path / 'r.json'}"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:]
+    cases = baseline_tool.summarise([tmp_path / "r.json"])
+    data = {"schema": 2, "runner_class": "test", "commit": "0" * 40, "recorded_at": "now", "repetitions": 1,
+            "machine": {}, "spread_by_group": {"inprocess": {"max_min_spread": 0.5}}, "cases": cases}
+    (tmp_path / "same.json").write_text(json.dumps(data))
+    for case in cases.values():
+        case.update(median=case["median"] / 3, min=case["min"] / 3)
+    (tmp_path / "fast.json").write_text(json.dumps(data))
+    gated = [sys.executable, "-m", "pytest", *selection, "--gate", "--gate-mode=stored"]
+    same = subprocess.run([*gated, f"--gate-baseline={tmp_path / 'same.json'}"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert same.returncode == 0 and "mode stored" in same.stdout, same.stdout[-3000:]
+    slow = subprocess.run([*gated, f"--gate-baseline={tmp_path / 'fast.json'}"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert slow.returncode == 1 and "latency regression: test_latency[policy-onnxrt-cpu-b1] median" in slow.stdout

@@ -8,21 +8,23 @@ could redirect the import. What to time comes from the head (case descriptions);
 each tree builds it is its own code (:mod:`rps_infer.bench.worker`).
 
 Per case every worker prepares it (parity checked on both sides), then ``blocks`` block
-pairs are timed (fewer, but at least 10, where they would take more than ``case_seconds``), never two at once: pair j runs on worker ``j % workers`` of each tree,
-base first or head first in the balanced order base-head, base-head, head-base,
-head-base, ... so drift cancels. Each block is warm-up rounds plus at least
-``block_seconds`` of timed rounds (>= 0.2 ms each), identical in size on both sides.
+pairs are timed (fewer, but at least 10, where they would take more than
+``case_seconds``), never two at once. Pair j runs on worker ``j % workers`` of each tree:
+``interleave`` alternating slices per side (base first or head first in the balanced
+order BH, BH, HB, HB, ...), each slice timed rounds of >= 0.2 ms (plus 10 % warm-up), the
+same rounds x iterations on both sides, the slices of a side together >= ``block_seconds``.
 
-A block is summarised by its fastest round. On these shared VMs interference only ever
-adds time, in bursts of 10-100 ms that move a block's median by up to 2x while its
-fastest round stays on the floor (measured: benchmarks/README.md, "Detection power").
-A pair's ratio is head/base of the two blocks' fastest rounds;
+A side of a pair counts by its fastest round. On these shared VMs interference only
+ever adds time, in bursts of 10-100 ms that move a block's median by up to 2x while its
+fastest round stays on the floor (measured: benchmarks/README.md, "The gate"). A pair's
+ratio is head/base of the two sides' fastest rounds;
 :func:`rps_infer.bench.stats.paired_ratio` gives the estimate (the median of the pairwise
 averaged log ratios) and its interval.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -128,10 +130,8 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait(10)
         for pipe in (self.proc.stdin, self.proc.stdout):
-            try:
+            with contextlib.suppress(OSError):  # a broken pipe has nothing left to flush
                 pipe.close()
-            except OSError:  # a broken pipe has nothing left to flush
-                pass
         self.stderr.close()
 
 
@@ -163,9 +163,10 @@ class ABSession:
     """Workers for a base and a head tree, and the interleaved timing of cases on them."""
 
     def __init__(self, base: Tree, head: Tree, *, blocks: int = 40, block_seconds: float = 0.0125,
-                 case_seconds: float = 6.0, workers: int = 2, threads: int = 1, tensorflow: bool = False,
-                 confidence: float = 0.90) -> None:
+                 case_seconds: float = 6.0, interleave: int = 1, workers: int = 2, threads: int = 1,
+                 tensorflow: bool = False, confidence: float = 0.90) -> None:
         self.base, self.head = base, head
+        self.interleave = interleave
         self.blocks, self.block_seconds, self.confidence = blocks, block_seconds, confidence
         self.case_seconds = case_seconds
         self.workers: dict[str, list[Worker]] = {"base": [], "head": []}
@@ -214,24 +215,32 @@ class ABSession:
         if base_fail is not None:
             return ABResult(name, "new", f"the base cannot run it ({base_fail['status']}: {base_fail['reason']})")
         estimate = float(np.median([r["estimate"] for r in replies["head"]]))
-        plan = block_plan(estimate, self.block_seconds)
+        plan = block_plan(estimate, self.block_seconds, self.interleave)
         # Slow cases (a U-Net at batch 8: 5 rounds of 100 ms per block) get fewer pairs, never below 10.
-        pair_seconds = 2 * (plan["rounds"] + plan["warmup"]) * plan["iterations"] * estimate
+        pair_seconds = 2 * self.interleave * (plan["rounds"] + plan["warmup"]) * plan["iterations"] * estimate
         blocks = max(MIN_BLOCKS, min(self.blocks, int(self.case_seconds / pair_seconds)))
-        result = ABResult(name, "compared", plan={**plan, "blocks": blocks}, info=replies["head"][0]["info"])
-        count = len(self.workers["base"])
+        result = ABResult(name, "compared", plan={**plan, "blocks": blocks, "interleave": self.interleave},
+                          info=replies["head"][0]["info"])
         for j in range(blocks):
-            order = ("base", "head") if (j // count) % 2 == 0 else ("head", "base")
-            fastest = {}
-            for side in order:
-                samples = self.workers[side][j % count].request("time", id=case_id, **plan)["samples"]
-                fastest[side] = min(samples)
-                if side == "head":
-                    result.head_samples.extend(samples)
+            fastest = self._pair(j, case_id, plan, result.head_samples)
             result.base.append(fastest["base"])
             result.head.append(fastest["head"])
         result.interval = paired_ratio(np.array(result.head), np.array(result.base), self.confidence)
         return result
+
+    def _pair(self, j: int, case_id: str, plan: dict[str, int], head_samples: list[float]) -> dict[str, float]:
+        """Block pair ``j``: ``interleave`` alternating slices per side on worker j mod n of each
+        tree; each side's fastest round over its slices."""
+        count = len(self.workers["base"])
+        fastest = {"base": math.inf, "head": math.inf}
+        for k in range(self.interleave):
+            first = ("base", "head") if (j // count + k) % 2 == 0 else ("head", "base")
+            for side in first:
+                samples = self.workers[side][j % count].request("time", id=case_id, **plan)["samples"]
+                fastest[side] = min(fastest[side], min(samples))
+                if side == "head":
+                    head_samples.extend(samples)
+        return fastest
 
     def __enter__(self) -> ABSession:
         return self
@@ -240,10 +249,14 @@ class ABSession:
         self.close()
 
 
-def block_plan(estimate: float, block_seconds: float) -> dict[str, int]:
-    """Iterations per round (a round >= 0.2 ms), timed rounds per block (>= ``block_seconds``,
-    at least 5) and warm-up rounds, from the head's estimate of one call."""
+def block_plan(estimate: float, block_seconds: float, interleave: int = 1) -> dict[str, int]:
+    """One slice of a block: iterations per round (a round >= 0.2 ms), timed rounds (the block,
+    >= ``block_seconds`` and at least 5 rounds, split into ``interleave`` slices) and warm-up
+    rounds, from the head's estimate of one call."""
     estimate = max(estimate, 1e-7)
     iterations = max(1, math.ceil(MIN_ROUND_S / estimate))
     rounds = max(MIN_ROUNDS, math.ceil(block_seconds / (iterations * estimate)))
-    return {"iterations": iterations, "rounds": rounds, "warmup": max(1, rounds // 10)}
+    rounds = max(1, math.ceil(rounds / interleave))
+    # Warm-up after a switch of process only where it is cheap: a slice counts by its fastest
+    # round, which a cold first round does not move.
+    return {"iterations": iterations, "rounds": rounds, "warmup": rounds // 10}

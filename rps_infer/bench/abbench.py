@@ -29,7 +29,8 @@ def ab_sweep(root: Path, base_rev: str, head_rev: str | None, model: str, backen
     head = Tree(root, None, "head") if head_rev is None else materialise(root, resolve(root, head_rev), "head")
     rows = []
     with ABSession(materialise(root, base_commit, "base"), head, blocks=config.blocks,
-                   block_seconds=config.block_seconds, case_seconds=config.case_seconds, workers=config.workers, threads=threads,
+                   block_seconds=config.block_seconds, case_seconds=config.case_seconds,
+                   interleave=config.interleave, workers=config.workers, threads=threads,
                    tensorflow=any(b.startswith("tf") for b in backends), confidence=config.confidence) as session:
         session.start(progress=progress)
         total = len(backends) * len(batch_sizes)

@@ -116,7 +116,8 @@ class Gate:
                 base = materialise(self.root, self.base_commit, "base")
                 head = Tree(self.root, None, "head")
                 session = ABSession(base, head, blocks=config.blocks, block_seconds=config.block_seconds,
-                                    case_seconds=config.case_seconds, workers=config.workers, threads=threads, tensorflow=tensorflow,
+                                    case_seconds=config.case_seconds, interleave=config.interleave,
+                                    workers=config.workers, threads=threads, tensorflow=tensorflow,
                                     confidence=config.confidence)
                 session.start(all_models=all_models)
             except RevisionError as exc:

@@ -53,6 +53,7 @@ class GateConfig(_Strict):
     blocks: Annotated[int, Field(ge=10)] = 40  # A/B block pairs per case
     block_seconds: Annotated[float, Field(ge=0.005)] = 0.0125  # least timed time per block
     case_seconds: Annotated[float, Field(gt=0.0)] = 6.0  # a slow case gets fewer blocks (>= 10) beyond this
+    interleave: Annotated[int, Field(ge=1)] = 1  # slices per side and block pair, alternating
     workers: Annotated[int, Field(ge=2)] = 2  # long-lived worker processes per tree
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.90  # two-sided; each bound one-sided 95 %
     suite_limit: Fraction = 0.05  # geometric mean of the in-process ratios, lower bound
