@@ -14,6 +14,11 @@ pairs are timed (fewer, but at least 10, where they would take more than
 order BH, BH, HB, HB, ...), each slice timed rounds of >= 0.2 ms (plus 10 % warm-up), the
 same rounds x iterations on both sides, the slices of a side together >= ``block_seconds``.
 
+With ``pin`` (and two CPUs or more) every worker runs on the same CPU, the last one this
+process may use, and the servers they start on the others: a VM's vCPUs go through slow
+phases of their own (a worker that stayed on one ran 25-35 % slower than its twin for a
+whole case, unpinned), so all workers share whatever the timing CPU goes through.
+
 A side of a pair counts by its fastest round. On these shared VMs interference only
 ever adds time, in bursts of 10-100 ms that move a block's median by up to 2x while its
 fastest round stays on the floor (measured: benchmarks/README.md, "The gate"). A pair's
@@ -62,6 +67,7 @@ class Worker:
     index: int
     threads: int = 1
     tensorflow: bool = False
+    cpu: int | None = None  # the one CPU every timing worker runs on
 
     def start(self) -> None:
         """Start the process and read its hello (raises :class:`RevisionError` for a tree
@@ -70,7 +76,8 @@ class Worker:
         env["PYTHONPATH"] = str(self.tree.path)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         command = [sys.executable, "-m", "rps_infer", "_bench-worker", "--tree", str(self.tree.path),
-                   "--threads", str(self.threads), *(["--tensorflow"] if self.tensorflow else [])]
+                   "--threads", str(self.threads), *(["--tensorflow"] if self.tensorflow else []),
+                   *(["--cpu", str(self.cpu)] if self.cpu is not None else [])]
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(command, cwd=self.tree.path, env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True)
@@ -164,33 +171,36 @@ class ABSession:
 
     def __init__(self, base: Tree, head: Tree, *, blocks: int = 40, block_seconds: float = 0.0125,
                  case_seconds: float = 6.0, interleave: int = 1, workers: int = 2, threads: int = 1,
-                 tensorflow: bool = False, confidence: float = 0.90) -> None:
+                 tensorflow: bool = False, confidence: float = 0.90, pin: bool = True) -> None:
         self.base, self.head = base, head
         self.interleave = interleave
         self.blocks, self.block_seconds, self.confidence = blocks, block_seconds, confidence
         self.case_seconds = case_seconds
         self.workers: dict[str, list[Worker]] = {"base": [], "head": []}
         self._specs = (workers, threads, tensorflow)
+        allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.cpu = allowed[-1] if pin and len(allowed) >= 2 else None
         self._ids = 0
 
-    def start(self, all_models: bool = False, progress=None) -> None:
-        """Start the workers alternately; build each tree's zoo (sharing identical recipes)."""
+    def start(self, all_models: bool = False, progress=None, models: list[str] | None = None) -> None:
+        """Start the workers alternately; build each tree's zoo, or only ``models`` (sharing
+        the head's with the base where the recipes are identical)."""
         from rps_infer.bench.revisions import share_models
 
         count, threads, tensorflow = self._specs
         try:
             for i in range(count):
                 for tree in (self.base, self.head):
-                    worker = Worker(tree, i, threads, tensorflow)
+                    worker = Worker(tree, i, threads, tensorflow, self.cpu)
                     self.workers[tree.label].append(worker)
                     worker.start()
             if progress:
                 progress("building the head's models")
-            self.workers["head"][0].request("build", all_models=all_models)
+            self.workers["head"][0].request("build", all_models=all_models, models=models)
             shared = share_models(self.head.path, self.base.path)
             if progress:
                 progress("base models shared with the head (same recipe)" if shared else "building the base's models")
-            self.workers["base"][0].request("build", all_models=all_models)
+            self.workers["base"][0].request("build", all_models=all_models, models=models)
         except BaseException:
             self.close()
             raise

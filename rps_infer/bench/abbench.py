@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rps_infer.bench.ab import ABSession
-from rps_infer.bench.revisions import Tree, materialise, resolve
+from rps_infer.bench.revisions import Tree, materialise, resolve, share_models
 from rps_infer.bench.schemas import GateConfig
 from rps_infer.bench.verdicts import judge_ab
 from rps_infer.errors import RpsInferError
@@ -26,13 +26,18 @@ def ab_sweep(root: Path, base_rev: str, head_rev: str | None, model: str, backen
              progress: Callable[[str], None] | None = None) -> dict:
     """Time ``model`` on every backend x batch size, base against head; the report's fields."""
     base_commit = resolve(root, base_rev)
-    head = Tree(root, None, "head") if head_rev is None else materialise(root, resolve(root, head_rev), "head")
+    if head_rev is None:
+        head = Tree(root, None, "head")
+    else:  # a revision: start from the working tree's models where the recipe is the same
+        head = materialise(root, resolve(root, head_rev), "head")
+        share_models(root, head.path)
     rows = []
     with ABSession(materialise(root, base_commit, "base"), head, blocks=config.blocks,
                    block_seconds=config.block_seconds, case_seconds=config.case_seconds,
                    interleave=config.interleave, workers=config.workers, threads=threads,
-                   tensorflow=any(b.startswith("tf") for b in backends), confidence=config.confidence) as session:
-        session.start(progress=progress)
+                   tensorflow=any(b.startswith("tf") for b in backends), confidence=config.confidence,
+                   pin=config.pin) as session:
+        session.start(progress=progress, models=[model])
         total = len(backends) * len(batch_sizes)
         for i, (spec, batch) in enumerate(((s, b) for s in backends for b in batch_sizes), 1):
             if progress:

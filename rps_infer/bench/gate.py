@@ -118,7 +118,7 @@ class Gate:
                 session = ABSession(base, head, blocks=config.blocks, block_seconds=config.block_seconds,
                                     case_seconds=config.case_seconds, interleave=config.interleave,
                                     workers=config.workers, threads=threads, tensorflow=tensorflow,
-                                    confidence=config.confidence)
+                                    confidence=config.confidence, pin=config.pin)
                 session.start(all_models=all_models)
             except RevisionError as exc:
                 if not self.allow_missing_base:  # one line and a failed run, not a traceback per case

@@ -55,6 +55,7 @@ class GateConfig(_Strict):
     case_seconds: Annotated[float, Field(gt=0.0)] = 6.0  # a slow case gets fewer blocks (>= 10) beyond this
     interleave: Annotated[int, Field(ge=1)] = 1  # slices per side and block pair, alternating
     workers: Annotated[int, Field(ge=2)] = 2  # long-lived worker processes per tree
+    pin: bool = True  # every timing worker on one CPU, the servers they start on the others
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.90  # two-sided; each bound one-sided 95 %
     suite_limit: Fraction = 0.05  # geometric mean of the in-process ratios, lower bound
     reported: list[str] = Field(default_factory=list)  # cases too noisy to gate: reported, never failed

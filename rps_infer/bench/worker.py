@@ -13,10 +13,10 @@ Case descriptions (protocol 1; keep them stable, the base revision's worker read
     {"kind": "grpc", "server": "service" | "echo", "api": "neural" | "v2", "model": "value", "batch": 64}
 
 The worker is started as ``python -m rps_infer _bench-worker --tree DIR [--threads N]
-[--tensorflow]`` (a stable entry point) and speaks JSON lines: it first writes
+[--tensorflow] [--cpu K]`` (a stable entry point) and speaks JSON lines: it first writes
 ``{"protocol": 1, "rps_infer": <file>, ...}``, then answers one request per line:
 
-    {"op": "build", "all_models": false}                  -> {"ok": true, "built": [...]}
+    {"op": "build", "all_models": false, "models": [...]} -> {"ok": true, "built": [...]}  (models: optional)
     {"op": "prepare", "id": ID, "case": {...}}            -> {"ok": true, "estimate": s, "info": {...}}
                                                              {"ok": false, "status": "unsupported" |
                                                               "unavailable" | "parity" | "error", "reason": ...}
@@ -71,19 +71,21 @@ class CaseBuilder:
     ``close`` deactivates every backend and stops every server it started.
     """
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, server_cpus: set[int] | None = None) -> None:
         from rps_infer import zoo
 
         self.threads = threads
+        self.server_cpus = server_cpus  # where servers run (the timing client has its own core)
         self.zoo = zoo.load_zoo()
         self._backends: dict[tuple[str, str], object] = {}
         self._servers: dict[str, object] = {}
 
-    def build_models(self, all_models: bool = False) -> list[str]:
-        """Build the zoo's CI models (every model with ``all_models``) if not up to date."""
+    def build_models(self, all_models: bool = False, names: list[str] | None = None) -> list[str]:
+        """Build the zoo's CI models (every model with ``all_models``; only ``names`` when given,
+        as far as this zoo has them) if not up to date."""
         from rps_infer import zoo
 
-        entries = [e for e in self.zoo.values() if e.ci or all_models]
+        entries = [e for e in self.zoo.values() if (e.ci or all_models) and (not names or e.name in names)]
         zoo.build(entries)
         return [e.name for e in entries]
 
@@ -206,7 +208,9 @@ class CaseBuilder:
                     if name in self.zoo:
                         args += ["--model", f"{name}={self.zoo[name].onnx_path}"]
                 command = serve_command(*args)
-            self._servers[kind] = ServerProcess(command)
+            cpus = self.server_cpus
+            self._servers[kind] = ServerProcess(command, preexec_fn=(lambda: os.sched_setaffinity(0, cpus))
+                                                if cpus else None)
         return self._servers[kind]
 
     def close(self) -> None:
@@ -244,7 +248,7 @@ def _estimate(fn: Callable[[], object]) -> float:
 def _answer(builder: CaseBuilder, prepared: dict[str, Prepared], request: dict) -> dict:
     op = request.get("op")
     if op == "build":
-        return {"ok": True, "built": builder.build_models(bool(request.get("all_models")))}
+        return {"ok": True, "built": builder.build_models(bool(request.get("all_models")), request.get("models"))}
     if op == "prepare":
         try:
             case = builder.prepare(request["case"])
@@ -286,7 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", type=Path, required=True, help="the source tree this worker must import")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tensorflow", action="store_true", help="pin TensorFlow's threads (imports it)")
+    parser.add_argument("--cpu", type=int, default=None,
+                        help="run on this CPU only; servers this worker starts get the other CPUs")
     args = parser.parse_args(argv)
+    server_cpus = None
+    if args.cpu is not None:
+        server_cpus = os.sched_getaffinity(0) - {args.cpu} or None
+        os.sched_setaffinity(0, {args.cpu})
     # The protocol owns the real stdout; anything a framework prints goes to stderr.
     channel = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
@@ -303,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     from rps_infer.bench.pinning import pin_threads
 
     pin_threads(args.threads, tensorflow=args.tensorflow)
-    builder = CaseBuilder(args.threads)
+    builder = CaseBuilder(args.threads, server_cpus)
     prepared: dict[str, Prepared] = {}
     channel.write(json.dumps(hello) + "\n")
     try:
