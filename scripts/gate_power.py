@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.planted import plant, throwaway_repo  # noqa: E402
-from rps_infer.bench import machine  # noqa: E402
-from rps_infer.tables import render  # noqa: E402
+from benchmarks.planted import plant, throwaway_repo
+from rps_infer.bench import machine
+from rps_infer.tables import render
 
 SELECTION = ["benchmarks/test_latency.py", "benchmarks/test_grpc.py", "--backends", "onnxrt-cpu", "-k",
              "policy-onnxrt-cpu-b1 or policy-onnxrt-cpu-b64 or service-neural-Predict-policy-b1"]
