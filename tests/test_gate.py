@@ -196,3 +196,15 @@ def test_no_baseline_at_all_names_the_fixes(tmp_path):
     repo, _ = _git_repo(tmp_path)
     with pytest.raises(RevisionError, match=r"--gate-base REV.*make baseline"):
         gate_module.Gate(repo, GateConfig(), runner_class="r")
+
+
+def test_make_baseline_refuses_a_dirty_tree_saying_why(tmp_path, monkeypatch, capsys):
+    from rps_infer.bench import baseline as baseline_tool
+
+    repo, _ = _git_repo(tmp_path)
+    (repo / "uncommitted.py").write_text("x = 1\n")
+    monkeypatch.setattr(baseline_tool, "REPO_ROOT", repo)
+    assert baseline_tool.main(["--repetitions", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing a dirty tree" in err and "names the commit it measured" in err
+    assert list((repo / "benchmarks" / "baselines").iterdir()) == []
