@@ -152,7 +152,7 @@ def run_case(benchmark, request: pytest.FixtureRequest, description: dict, *, gr
                                all_models=request.config.getoption("--all-models"))
     if session is not None:
         try:
-            result = session.measure(benchmark.name, description)
+            result, row = gate.measure_ab(session, benchmark.name, group, description)
         except WorkerError as exc:
             pytest.fail(str(exc), pytrace=False)
         if result.status == "unavailable":
@@ -161,7 +161,6 @@ def run_case(benchmark, request: pytest.FixtureRequest, description: dict, *, gr
             pytest.fail(f"parity failed, not timed: {result.reason}", pytrace=False)
         benchmark.extra_info.update(result.info)
         _record(benchmark, result.head_samples)
-        row = gate.judge_ab(benchmark.name, group, result)
     else:
         case = prepared(request.getfixturevalue("case_builder"), description)
         benchmark.extra_info.update(case.info)

@@ -208,3 +208,44 @@ def test_make_baseline_refuses_a_dirty_tree_saying_why(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert "refusing a dirty tree" in err and "names the commit it measured" in err
     assert list((repo / "benchmarks" / "baselines").iterdir()) == []
+
+
+class _FakeSession:
+    """Stands in for an ABSession: every look returns the head/base ratio it is given."""
+
+    def __init__(self, looks: list[float]) -> None:
+        self.looks = looks
+        self.fresh_sessions = 0
+
+    def measure(self, name, case):
+        from rps_infer.bench.ab import ABResult
+        from rps_infer.bench.stats import paired_ratio
+
+        rng = np.random.default_rng(len(self.looks))
+        base = 10e-6 * np.exp(rng.normal(0, 0.002, 40))
+        head = base * self.looks.pop(0) * np.exp(rng.normal(0, 0.002, 40))
+        return ABResult(name, "compared", base=list(base), head=list(head), interval=paired_ratio(head, base))
+
+    def fresh(self):
+        self.fresh_sessions += 1
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+@pytest.mark.parametrize(("looks", "verdict", "note"), [
+    ([1.25, 1.24], Verdict.REGRESSION, "confirmed by fresh workers; first look x1.25"),
+    ([1.08, 1.00], Verdict.OK, "flagged, not confirmed by fresh workers: x1.00"),
+    ([1.00], Verdict.OK, ""),
+])
+def test_a_flagged_case_fails_only_when_fresh_workers_confirm_it(tmp_path, looks, verdict, note):
+    repo, sha = _git_repo(tmp_path)
+    gate = gate_module.Gate(repo, GateConfig(), base="HEAD", runner_class="r")
+    session = _FakeSession(list(looks))
+    _, row = gate.measure_ab(session, "test_latency[x]", "inprocess", {"kind": "latency"})
+    assert row.verdict is verdict and note in row.note
+    assert session.fresh_sessions == len(looks) - 1 and [r.case for r in gate.rows] == ["test_latency[x]"]

@@ -60,6 +60,7 @@ def test_gate_fails_a_planted_slowdown_and_passes_the_same_code(proof_repo, tmp_
     assert "Traceback" not in slowed.stdout
     rows = {r["case"]: r for r in json.loads((tmp_path / "ab.json").read_text())["rows"]}
     assert all(rows[c]["verdict"] == "REGRESSION" and rows[c]["interval"]["low"] > 1.1 for c in SLOWED)
+    assert all("confirmed by fresh workers" in rows[c]["note"] for c in SLOWED)
     assert commit_b != commit_a
 
 

@@ -70,8 +70,12 @@ class Worker:
     cpu: int | None = None  # the one CPU every timing worker runs on
 
     def start(self) -> None:
-        """Start the process and read its hello (raises :class:`RevisionError` for a tree
-        without a worker of this protocol)."""
+        """:meth:`launch` and :meth:`handshake`."""
+        self.launch()
+        self.handshake()
+
+    def launch(self) -> None:
+        """Start the process (its hello is read by :meth:`handshake`)."""
         env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
         env["PYTHONPATH"] = str(self.tree.path)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -82,6 +86,10 @@ class Worker:
         self.proc = subprocess.Popen(command, cwd=self.tree.path, env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.name = f"{self.tree.label}{self.index}"
+
+    def handshake(self) -> None:
+        """Read the worker's hello; :class:`RevisionError` for a tree without a worker of this
+        protocol, or one that imported another tree's code."""
         try:
             hello = self._read(START_TIMEOUT_S)
         except WorkerError as exc:
@@ -187,13 +195,8 @@ class ABSession:
         the head's with the base where the recipes are identical)."""
         from rps_infer.bench.revisions import share_models
 
-        count, threads, tensorflow = self._specs
         try:
-            for i in range(count):
-                for tree in (self.base, self.head):
-                    worker = Worker(tree, i, threads, tensorflow, self.cpu)
-                    self.workers[tree.label].append(worker)
-                    worker.start()
+            self._launch()
             if progress:
                 progress("building the head's models")
             self.workers["head"][0].request("build", all_models=all_models, models=models)
@@ -204,6 +207,32 @@ class ABSession:
         except BaseException:
             self.close()
             raise
+
+    def _launch(self) -> None:
+        """Launch the workers alternately (base 0, head 0, base 1, ...), then read their hellos:
+        they import their frameworks side by side."""
+        count, threads, tensorflow = self._specs
+        for i in range(count):
+            for tree in (self.base, self.head):
+                worker = Worker(tree, i, threads, tensorflow, self.cpu)
+                self.workers[tree.label].append(worker)
+                worker.launch()
+        for worker in (*self.workers["base"], *self.workers["head"]):
+            worker.handshake()
+
+    def fresh(self) -> ABSession:
+        """A new session on the same trees and settings with new worker processes (models are
+        built already): a second look that resamples every process-level effect."""
+        session = ABSession(self.base, self.head, blocks=self.blocks, block_seconds=self.block_seconds,
+                            case_seconds=self.case_seconds, interleave=self.interleave, workers=self._specs[0],
+                            threads=self._specs[1], tensorflow=self._specs[2], confidence=self.confidence,
+                            pin=self.cpu is not None)
+        try:
+            session._launch()
+        except BaseException:
+            session.close()
+            raise
+        return session
 
     def close(self) -> None:
         """Stop every worker."""

@@ -208,10 +208,22 @@ class CaseBuilder:
                     if name in self.zoo:
                         args += ["--model", f"{name}={self.zoo[name].onnx_path}"]
                 command = serve_command(*args)
-            cpus = self.server_cpus
-            self._servers[kind] = ServerProcess(command, preexec_fn=(lambda: os.sched_setaffinity(0, cpus))
-                                                if cpus else None)
+            self._servers[kind] = self._start_on_server_cpus(lambda: ServerProcess(command))
         return self._servers[kind]
+
+    def _start_on_server_cpus(self, start):
+        """``start()`` with this thread moved to the servers' CPUs for the moment: a child
+        inherits the affinity of the thread that forks it. (No ``preexec_fn``: it is unsafe in
+        a process with threads, and a gRPC client has them; seen: an echo server dying on start
+        with "epoll_wait error: Bad file descriptor".)"""
+        if not self.server_cpus:
+            return start()
+        mine = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, self.server_cpus)
+        try:
+            return start()
+        finally:
+            os.sched_setaffinity(0, mine)
 
     def close(self) -> None:
         """Deactivate every backend, close channels, stop every server."""
