@@ -243,7 +243,7 @@ class _FakeSession:
     ([1.00], Verdict.OK, ""),
 ])
 def test_a_flagged_case_fails_only_when_fresh_workers_confirm_it(tmp_path, looks, verdict, note):
-    repo, sha = _git_repo(tmp_path)
+    repo, _ = _git_repo(tmp_path)
     gate = gate_module.Gate(repo, GateConfig(), base="HEAD", runner_class="r")
     session = _FakeSession(list(looks))
     _, row = gate.measure_ab(session, "test_latency[x]", "inprocess", {"kind": "latency"})
