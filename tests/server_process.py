@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import signal
+import os
+import sys
 
 from rps_infer.serving import launch
 
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the test process dies, even if it crashes (Linux)."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+# Runs in a fresh single-threaded interpreter: ask Linux for SIGTERM when the test process
+# dies (PR_SET_PDEATHSIG survives exec), then become the server. Not a preexec_fn: that runs
+# between fork and exec of a process with gRPC and ONNX Runtime threads, where dlopen (ctypes)
+# can wait forever on a lock some other thread held at the fork; a fresh-clone run hung so.
+_DIE_WITH_PARENT = (
+    "import contextlib, ctypes, os, signal, sys\n"
+    "with contextlib.suppress(OSError):\n"
+    "    ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)\n"
+    "if os.getppid() == int(sys.argv[1]):\n"
+    "    os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 class ServerProcess(launch.ServerProcess):
     """``rps-infer serve --port 0 ARGS`` (``--port`` in ARGS wins)."""
 
     def __init__(self, *args: str, timeout: float = 120.0) -> None:
-        super().__init__(launch.serve_command(*args), timeout, preexec_fn=_die_with_parent)
+        command = launch.serve_command(*args)
+        super().__init__([sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command], timeout)

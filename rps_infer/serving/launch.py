@@ -33,11 +33,10 @@ def echo_command() -> list[str]:
 class ServerProcess:
     """A running server; ``target`` is HOST:PORT and ``pid`` its process. A context manager."""
 
-    def __init__(self, command: list[str], timeout: float = 120.0, preexec_fn=None) -> None:
+    def __init__(self, command: list[str], timeout: float = 120.0) -> None:
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in kill()
         self._log = ""
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-                                     preexec_fn=preexec_fn)
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.pid = self.proc.pid
         deadline = time.monotonic() + timeout
         line = ""
