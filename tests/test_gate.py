@@ -249,3 +249,21 @@ def test_a_flagged_case_fails_only_when_fresh_workers_confirm_it(tmp_path, looks
     _, row = gate.measure_ab(session, "test_latency[x]", "inprocess", {"kind": "latency"})
     assert row.verdict is verdict and note in row.note
     assert session.fresh_sessions == len(looks) - 1 and [r.case for r in gate.rows] == ["test_latency[x]"]
+
+
+def test_a_plant_lands_on_a_tree_that_already_carries_one(tmp_path):
+    # A branch whose last commit is itself a planted slowdown must still run the proof tests.
+    from benchmarks.planted import ONNXRT, REPO, SERVICE, plant
+
+    for rel in (ONNXRT, SERVICE):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((REPO / rel).read_text(encoding="utf-8"), encoding="utf-8")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "A"], cwd=tmp_path, check=True)
+    for _ in range(2):
+        plant(tmp_path, backend_fraction=0.25, predict_seconds=1e-4)
+    for rel in (ONNXRT, SERVICE):
+        text = (tmp_path / rel).read_text(encoding="utf-8")
+        compile(text, rel, "exec")
+        assert text.count("# planted slowdown") == 2
