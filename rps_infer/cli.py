@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -31,6 +32,17 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
     return sizes
+
+
+def _tolerance_value(text: str) -> float:
+    """A finite, non-negative float (argparse names the option when this raises)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be finite and non-negative, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("candidate", metavar="CANDIDATE")
     p.add_argument("--tolerance", help="tolerance preset (fp32, tf32, fp16, bf16, int8, image-fp32, image-fp16, "
                    "image-int8, proba-linear, proba-tree; default: the one the models name, else fp32)")
-    p.add_argument("--atol", type=float, help="override the preset's absolute tolerance")
-    p.add_argument("--rtol", type=float, help="override the preset's relative tolerance")
+    p.add_argument("--atol", type=_tolerance_value, help="override the preset's absolute tolerance (with the "
+                   "float32 allowance: added to it)")
+    p.add_argument("--rtol", type=_tolerance_value, help="override the preset's relative tolerance (with the "
+                   "float32 allowance: added to it)")
+    p.add_argument("--layers", action="store_true", help="print the per-layer table on success too")
     p.add_argument("--batch-sizes", type=_batch_sizes, default=(1, 3, 64), metavar="1,3,64")
     p.add_argument("--kind", choices=["policy", "value"], help="override the kind of a Go JSON file")
     p.add_argument("--seed", type=int, default=0, help="seed of the realistic positions (default 0)")
@@ -268,7 +283,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        print(report)
+        print(report.render(layers=args.layers))
         for line in report.failures():
             print(f"mismatch: {line}", file=sys.stderr)
     return EXIT_OK if report else EXIT_MISMATCH

@@ -4,8 +4,8 @@ outputs agree. Nothing else calls ``allclose``.
 Pass rule, elementwise: ``|a - b| <= atol + rtol * |b| + allowance`` where ``b`` is the
 reference, ``a`` the candidate (integer outputs on both sides, such as class labels,
 must be identical), and ``allowance`` an optional per-element extra that
-a reference may supply (the float32 rounding-error bound of the MLPs, see
-:func:`rps_infer.nets.mlp.float32_output_allowance`). Structure is checked first
+a reference may supply (the float32 rounding allowance of the MLPs, see
+:func:`rps_infer.nets.mlp.float32_allowances`). Structure is checked first
 (output names, then shapes) and every problem is collected before a verdict.
 
 A :class:`ComparisonResult` is truthy when it passes, serialises to JSON and
@@ -34,10 +34,20 @@ class Tolerance:
     atol: float
     rtol: float
     min_psnr_db: float | None = None  # image outputs: also require this PSNR (peak 1.0)
+    # A float32 computation: judged by the reference's float32 allowance alone where the
+    # reference knows its weights (see rps_infer.verify); atol / rtol apply where it does not.
+    float32: bool = False
+    custom: bool = False  # atol / rtol given by the user: they then apply on top of the allowance
+
+    def __post_init__(self) -> None:
+        for name in ("atol", "rtol"):
+            value = getattr(self, name)
+            if not (value >= 0.0):  # also catches NaN, which compares false
+                raise ValueError(f"tolerance {self.name}: {name} must be non-negative and not NaN, got {value}")
 
 
 PRESETS: dict[str, Tolerance] = {
-    "fp32": Tolerance("fp32", atol=1e-5, rtol=1e-4),
+    "fp32": Tolerance("fp32", atol=1e-5, rtol=1e-4, float32=True),
     "tf32": Tolerance("tf32", atol=1e-3, rtol=1e-3),
     "fp16": Tolerance("fp16", atol=1e-3, rtol=1e-2),
     "bf16": Tolerance("bf16", atol=1e-2, rtol=5e-2),
@@ -67,6 +77,8 @@ def tolerance(spec: str | Tolerance, atol: float | None = None, rtol: float | No
         spec.atol if atol is None else atol,
         spec.rtol if rtol is None else rtol,
         spec.min_psnr_db,
+        float32=spec.float32,
+        custom=True,
     )
 
 

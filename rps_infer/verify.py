@@ -3,11 +3,18 @@
 Parity is judged at several batch sizes (default 1, 3 and 64: others than the
 export batch, so a baked-in batch dimension shows up) on realistic RPS positions.
 
-How float32 is judged against float64: each side that computes in float32 may be
-off by the MLP's rounding-error bound (:func:`rps_infer.nets.mlp.float32_output_allowance`),
-so the comparator allows ``atol + rtol*|ref|`` plus that bound once per float32
-side. The bound needs the weights, which Go JSON, .pt and .keras files carry; two
-ONNX files are compared with atol/rtol alone.
+Where the reference knows its MLP weights (Go JSON, .pt, .keras), parity is judged
+layer by layer too: the candidate's intermediate tensors (:mod:`rps_infer.taps`) are
+matched to the reference's layers (hidden pre-activation, hidden ReLU, logits) and
+compared with the float64 reference forward (:mod:`rps_infer.layers`), so a change the
+saturated softmax hides still fails at the logits. A float32 candidate is then judged
+by the float32 rounding allowance alone (:func:`rps_infer.nets.mlp.float32_allowances`:
+tight, from the reference only), once per side that computes in float32; a
+reduced-precision candidate (fp16, bf16, int8, TF32 presets) by its preset, its layers
+shown but not judged. Every candidate must also make the same decisions: the top move
+on every position whose top-2 margin exceeds the noise floor, the same side of 0.5 for
+a value. On a failure :mod:`rps_infer.signatures` names a likely cause. Two ONNX files
+carry no weights and are compared with atol/rtol alone.
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rps_infer import compare as comparator
+from rps_infer import layers as layer_parity
+from rps_infer import signatures
 from rps_infer.backends.base import Backend, TensorSpec
 from rps_infer.game import FEATURE_COUNT, realistic_positions
 from rps_infer.models import ModelFile
-from rps_infer.nets.mlp import MLPWeights, float32_output_allowance
+from rps_infer.nets import mlp
 
 DEFAULT_BATCH_SIZES = (1, 3, 64)
 INPUT_GENERATORS = ("rps-positions", "uniform", "digits")
@@ -50,12 +59,52 @@ def make_feeds(specs: Sequence[TensorSpec], batch: int, seed: int = 0,
 
 
 @dataclass
+class Decisions:
+    """Whether the candidate decides as the reference on every position where the decision
+    is clear (the reference's margin exceeds the noise floor)."""
+
+    rule: str  # "top move" (policies, classifiers) or "side of 0.5" (values)
+    clear: int  # positions whose margin exceeds the noise floor
+    disagree: int
+
+    @property
+    def passed(self) -> bool:
+        """No clear position decided differently."""
+        return self.disagree == 0
+
+
+@dataclass
+class BatchParity:
+    """One batch size: the outputs' comparison, the layer table, the decisions."""
+
+    comparison: comparator.ComparisonResult
+    layers: list[layer_parity.LayerRow] = field(default_factory=list)
+    decisions: Decisions | None = None
+    cause: str | None = None
+
+    @property
+    def outputs(self) -> list[comparator.OutputReport]:
+        """Each output's report."""
+        return self.comparison.outputs
+
+    @property
+    def passed(self) -> bool:
+        """Outputs, judged layers and decisions all agree."""
+        return (self.comparison.passed and all(r.passed is not False for r in self.layers if r.judged)
+                and (self.decisions is None or self.decisions.passed))
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+@dataclass
 class ParityReport:
-    """One :class:`~rps_infer.compare.ComparisonResult` per batch size; truthy when all pass."""
+    """One :class:`BatchParity` per batch size; truthy when all pass."""
 
     reference: str
     candidate: str
-    results: dict[int, comparator.ComparisonResult] = field(default_factory=dict)
+    results: dict[int, BatchParity] = field(default_factory=dict)
+    allowance: str = "the tolerance preset alone"
 
     def __bool__(self) -> bool:
         return all(self.results.values())
@@ -65,27 +114,93 @@ class ParityReport:
         """Every batch size passed."""
         return bool(self)
 
+    @property
+    def shown(self) -> BatchParity | None:
+        """The batch whose layer table a report shows: the largest failing one (the most rows to
+        recognise a cause in), else the largest."""
+        ranked = sorted(self.results.items(), key=lambda item: (not item[1], item[0]))
+        return ranked[-1][1] if ranked else None
+
+    @property
+    def cause(self) -> str | None:
+        """The likely cause found on the shown batch, if any."""
+        return None if self.shown is None else self.shown.cause
+
     def max_abs_error(self) -> float:
         """The largest absolute error over every output and batch size."""
         return max((o.max_abs for r in self.results.values() for o in r.outputs), default=0.0)
 
     def failures(self) -> list[str]:
         """One line per failure, prefixed with its batch size."""
-        return [f"batch {b}: {line}" for b, r in self.results.items() for line in r.failures()]
+        lines = []
+        for b, r in self.results.items():
+            lines += [f"batch {b}: {line}" for line in r.comparison.failures()]
+            lines += [f"batch {b}: layer {row.title}: max abs {row.report.max_abs:.3g} beyond its allowance"
+                      for row in r.layers if row.judged and row.passed is False]
+            if r.decisions is not None and not r.decisions.passed:
+                lines.append(f"batch {b}: {r.decisions.rule} differs on {r.decisions.disagree} of "
+                             f"{r.decisions.clear} clear positions")
+        return lines
 
     def to_dict(self) -> dict:
-        """JSON-ready dict."""
+        """JSON-ready dict: per batch the outputs' comparison, the layer table and the decisions."""
+        shown = self.shown
         return {"passed": self.passed, "reference": self.reference, "candidate": self.candidate,
-                "batches": {str(b): r.to_dict() for b, r in self.results.items()}}
+                "allowance": self.allowance, "likely_cause": self.cause,
+                "divergence": layer_parity.divergence(shown.layers) if shown and shown.layers else None,
+                "batches": {str(b): {**r.comparison.to_dict(), "passed": r.passed,
+                                     "layers": [row.to_dict() for row in r.layers],
+                                     "decisions": None if r.decisions is None else vars(r.decisions)}
+                            for b, r in self.results.items()}}
 
-    def __str__(self) -> str:
+    def render(self, layers: bool = False) -> str:
+        """The report: verdict, per batch the outputs, then (on a failure, or with ``layers``)
+        the layer table, where the layers diverge and the likely cause."""
+        from rps_infer import tables
+
         lines = []
         for batch, result in self.results.items():
             if not lines:
-                lines.append(result.header(passed=self.passed))
+                lines.append(result.comparison.header(passed=self.passed))
+                lines.append(f"allowance: {self.allowance}")
             lines.append(f"batch {batch}: {'pass' if result else 'FAIL'}")
-            lines.extend(result.body_lines())
+            lines.extend(result.comparison.body_lines())
+            if result.decisions is not None:
+                d = result.decisions
+                lines.append(f"  decisions: {d.rule} agrees on {d.clear - d.disagree} of {d.clear} positions "
+                             "whose margin exceeds the noise floor")
+        shown = self.shown
+        if shown is not None and shown.layers and (layers or not self.passed):
+            batch = next(b for b, r in self.results.items() if r is shown)
+            lines.append(tables.render(layer_parity.TABLE_COLUMNS, layer_parity.table_rows(shown.layers),
+                                       title=f"layers (batch {batch})",
+                                       numeric=("max abs", "max rel", "allowance")))
+            lines.append(layer_parity.divergence(shown.layers))
+        if self.cause:
+            lines.append(f"likely cause: {self.cause}")
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _decisions(kind: str | None, expected: np.ndarray, got: np.ndarray, floor: np.ndarray) -> Decisions | None:
+    """Top move (several columns) or side of 0.5 (a value) on every clear position."""
+    if expected.ndim != 2 or expected.shape != got.shape or not expected.size:
+        return None
+    if expected.shape[1] == 1:
+        if kind != "value":
+            return None
+        clear = np.abs(expected[:, 0] - 0.5) > floor[:, 0]
+        differ = (expected[:, 0] > 0.5) != (got[:, 0] > 0.5)
+        return Decisions("side of 0.5", int(clear.sum()), int((clear & differ).sum()))
+    order = np.argsort(expected, axis=1)
+    rows = np.arange(len(expected))
+    top, second = order[:, -1], order[:, -2]
+    margin = expected[rows, top] - expected[rows, second]
+    clear = margin > floor[rows, top] + floor[rows, second]
+    differ = np.argmax(got, axis=1) != top
+    return Decisions("top move", int(clear.sum()), int((clear & differ).sum()))
 
 
 def compare_backends(
@@ -94,30 +209,72 @@ def compare_backends(
     *,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     tol: str | comparator.Tolerance = "fp32",
-    weights: MLPWeights | None = None,
+    weights: mlp.MLPWeights | None = None,
     seed: int = 0,
     generator: str | None = None,
     reference_label: str = "reference",
     candidate_label: str = "candidate",
+    layers: bool = True,
 ) -> ParityReport:
-    """Run both backends on the same inputs at each batch size and compare the outputs.
+    """Run both backends on the same inputs at each batch size and compare them.
 
-    ``weights`` (when known) turn on the float32 rounding allowance, once for each
-    side that does not compute in float64.
+    ``weights`` (when known) turn on the layer table and, for a float32 tolerance, the
+    tight float32 allowance (once for each side that does not compute in float64).
+    ``layers=False`` skips the layer table (faster: the benchmark suite's parity gate).
     """
-    report = ParityReport(reference_label, candidate_label)
+    tol = comparator.tolerance(tol)
     float32_sides = sum(b.name != "numpy" for b in (reference, candidate))
+    tight = weights is not None and tol.float32 and float32_sides > 0
+    report = ParityReport(reference_label, candidate_label)
+    if tight:
+        tol = comparator.Tolerance(f"{tol.name} + float32 allowance", tol.atol if tol.custom else 0.0,
+                                   tol.rtol if tol.custom else 0.0, tol.min_psnr_db, float32=True, custom=tol.custom)
+        report.allowance = (f"float32 rounding allowance from the reference ({mlp.ERROR_SCALES:g} error scales "
+                            f"per layer, {float32_sides} float32 side(s))")
     for batch in batch_sizes:
         feeds = make_feeds(reference.input_specs, batch, seed + batch, generator)
         expected = reference.infer(feeds)
         got = candidate.infer(feeds)
-        allowance = None
-        if weights is not None and float32_sides:
-            bound = float32_output_allowance(weights, feeds[reference.input_specs[0].name])
-            allowance = dict.fromkeys(expected, float32_sides * bound)
-        report.results[batch] = comparator.compare(expected, got, tol, allowance,
-                                                   reference_label, candidate_label)
+        x = next(iter(feeds.values()))
+        allowances = mlp.float32_allowances(weights, x) if tight else None
+        allow_out = None if allowances is None else dict.fromkeys(expected, float32_sides * allowances["output"])
+        result = BatchParity(comparator.compare(expected, got, tol, allow_out, reference_label, candidate_label))
+        if result.outputs and len(expected) == 1:
+            (name,) = expected
+            ref_out = np.asarray(expected[name], np.float64)
+            floor = tol.atol + tol.rtol * np.abs(ref_out) + (0.0 if allow_out is None else allow_out[name])
+            if np.shape(got[name]) == ref_out.shape:
+                result.decisions = _decisions(weights.kind if weights is not None else None, ref_out,
+                                              np.asarray(got[name], np.float64), np.broadcast_to(floor, ref_out.shape))
+        if weights is not None and layers:
+            _judge_layers(result, weights, x, candidate, feeds, tol, allowances, tight)
+        report.results[batch] = result
     return report
+
+
+def _judge_layers(result: BatchParity, weights: mlp.MLPWeights, x: np.ndarray, candidate: Backend, feeds,
+                  tol: comparator.Tolerance, allowances, tight: bool) -> None:
+    """Fill the layer table (hidden and logits layers, then the outputs' own row) and the cause."""
+    chain = mlp.layer_chain(weights, x)
+    inner = {k: v for k, v in chain.items() if k != "output"}
+    outputs = candidate.infer(feeds)
+    final = next(iter(outputs.values())) if len(outputs) == 1 else None
+    taps = candidate.taps(feeds)
+    result.layers = layer_parity.compare_layers(inner, taps, tol, allowances, mlp.LAYER_TITLES, judged=tight,
+                                                final=final)
+    if len(result.outputs) == 1:
+        (output,) = result.outputs
+        result.layers.append(layer_parity.LayerRow("output", mlp.LAYER_TITLES["output"], output.shape,
+                                                   "the model's output", output, judged=True))
+    if result.passed:
+        return
+    first = next((r for r in result.layers if r.passed is False), None)
+    by_label = dict(taps or ())
+    if first is not None and first.layer in ("hidden.pre", "logits") and first.source in by_label:
+        limit = allowances[first.layer] if allowances is not None else tol.atol + tol.rtol * np.abs(chain[first.layer])
+        result.cause = signatures.layer_cause(weights, x, first.layer, by_label[first.source], limit)
+    if result.cause is None and final is not None:
+        result.cause = signatures.head_cause(weights.kind, chain, final)
 
 
 def compare_models(
@@ -134,7 +291,7 @@ def compare_models(
     with reference.backend() as ref, candidate.backend() as cand:
         return compare_backends(
             ref, cand, batch_sizes=batch_sizes, tol=tol or candidate.tolerance,
-            weights=reference.weights or candidate.weights, seed=seed,
+            weights=reference.weights, seed=seed,  # the reference's: a candidate never sets its own allowance
             generator=reference.inputs or candidate.inputs,
             reference_label=reference.label, candidate_label=candidate_label or candidate.label,
         )
@@ -142,7 +299,7 @@ def compare_models(
 
 def parity_matrix(
     runners: dict[str, Backend],
-    weights: MLPWeights | None = None,
+    weights: mlp.MLPWeights | None = None,
     *,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     tol: str | comparator.Tolerance = "fp32",

@@ -104,6 +104,15 @@ class Backend(ABC):
         self.check_feeds(feeds)  # ~0.4 us: cheap enough to keep on every call
         return self._infer_impl(feeds)
 
+    def taps(self, feeds: Feeds) -> list[tuple[str, np.ndarray]] | None:
+        """Every intermediate tensor one run on ``feeds`` computes, in execution order, as
+        ``(label, array)`` (see :mod:`rps_infer.taps`); None when this runtime exposes none.
+        For parity diagnosis: slow, never on the hot path."""
+        if not self._active:
+            self.activate()
+        self.check_feeds(feeds)
+        return self._taps_impl(feeds)
+
     def check_feeds(self, feeds: Feeds) -> None:
         """Raise :class:`InputMismatchError` unless ``feeds`` match the input specs exactly."""
         if len(feeds) != len(self._checks):
@@ -152,6 +161,10 @@ class Backend(ABC):
     @abstractmethod
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
         """Run validated feeds; GPU backends synchronise before returning."""
+
+    def _taps_impl(self, feeds: Feeds) -> list[tuple[str, np.ndarray]] | None:
+        """Intermediate tensors of one run (default: none exposed)."""
+        return None
 
     def _deactivate_impl(self) -> None:
         """Free resources (default: nothing to do)."""

@@ -125,6 +125,7 @@ class OnnxRuntimeBackend(Backend):
         self.calibration_inputs = calibration_inputs
         self.provider_options = provider_options or {}
         self.session = None
+        self._tap_session = None
         self.model_path = self.path  # the graph the session runs (a precision variant of path)
 
     def provider_settings(self) -> tuple[Path, dict[str, str]]:
@@ -247,6 +248,19 @@ class OnnxRuntimeBackend(Backend):
         # run() returns one array per requested name, in order (no strict zip: this is the hot path)
         return dict(zip(self._output_list, self.session.run(self._output_list, feeds)))  # noqa: B905
 
+    def _taps_impl(self, feeds: Feeds) -> list[tuple[str, np.ndarray]]:
+        import onnxruntime as ort
+
+        from rps_infer.taps import onnx_marked
+
+        if getattr(self, "_tap_session", None) is None:
+            graph, self._tap_names = onnx_marked(self.model_path)
+            # Same providers; no fusions, so every marked tensor is the one the graph names.
+            options = self.session_options()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            self._tap_session = ort.InferenceSession(graph, options, providers=self.session.get_providers())
+        return list(zip(self._tap_names, self._tap_session.run(self._tap_names, dict(feeds)), strict=True))
+
     def infer_phases(self, feeds: Feeds) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """Like :meth:`infer` with IO binding, also returning the seconds spent copying inputs
         to the device (``copy_in``), computing (``compute``) and copying outputs back (``copy_out``)."""
@@ -289,7 +303,7 @@ class OnnxRuntimeBackend(Backend):
         return dict(zip(self._output_list, bound[0].copy_outputs_to_cpu(), strict=True))
 
     def _deactivate_impl(self) -> None:
-        self.session = None
+        self.session = self._tap_session = None
 
     def _describe_impl(self) -> dict[str, Any]:
         import onnxruntime as ort

@@ -66,6 +66,7 @@ class TorchBackend(Backend):
         module = module.to(memory_format=self._memory_format)
         self._torch_device = torch.device(self.device)
         self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
+        self._eager = module  # hooks need the eager module, not a compiled graph
         self.module = torch.compile(module) if self.compile else module
         inputs, outputs = module.io_specs()
         self._input_names = [s.name for s in inputs]
@@ -84,6 +85,17 @@ class TorchBackend(Backend):
             y = self.module(*args).float().cpu().numpy()
         return {"output": y}
 
+    def _taps_impl(self, feeds: Feeds) -> list[tuple[str, np.ndarray]]:
+        import torch
+
+        from rps_infer.taps import torch_taps
+
+        def run() -> None:
+            with torch.inference_mode():
+                self._eager(*[self._tensor(feeds[name]) for name in self._input_names])
+
+        return torch_taps(self._eager, run)
+
     def _tensor(self, array: np.ndarray):
         import torch
 
@@ -91,7 +103,7 @@ class TorchBackend(Backend):
         return tensor.contiguous(memory_format=self._memory_format) if tensor.ndim == 4 else tensor
 
     def _deactivate_impl(self) -> None:
-        self.module = None
+        self.module = self._eager = None
 
     def _describe_impl(self) -> dict[str, Any]:
         import torch

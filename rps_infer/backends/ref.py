@@ -13,9 +13,8 @@ from rps_infer.nets import mlp
 class NumpyReferenceBackend(Backend):
     """Exact (float64) forward of :class:`~rps_infer.nets.mlp.MLPWeights`.
 
-    It takes the same float32 input as every other backend and returns float64.
-    :meth:`output_allowance` gives the float32 rounding-error bound that the
-    comparator adds to its tolerance when a float32 candidate is judged against it.
+    It takes the same float32 input as every other backend and returns float64; its
+    taps are the layers of :func:`rps_infer.nets.mlp.layer_chain`.
     """
 
     name = "numpy"
@@ -32,9 +31,8 @@ class NumpyReferenceBackend(Backend):
     def _infer_impl(self, feeds: Feeds) -> dict[str, np.ndarray]:
         return {"output": mlp.forward(self.weights, feeds["input"])}
 
-    def output_allowance(self, feeds: Feeds) -> dict[str, np.ndarray]:
-        """Per-element float32 error bound of the outputs for these feeds."""
-        return {"output": mlp.float32_output_allowance(self.weights, feeds["input"])}
+    def _taps_impl(self, feeds: Feeds) -> list[tuple[str, np.ndarray]]:
+        return list(mlp.layer_chain(self.weights, feeds["input"]).items())
 
     def _describe_impl(self) -> dict[str, Any]:
         return {"framework": "numpy", "version": np.__version__, "precision": "float64"}

@@ -76,6 +76,14 @@ class TensorFlowBackend(Backend):
             # .numpy() copies to the host, which waits for a GPU to finish.
             return {"output": self._fn(self._to_tensor(feeds["input"])).numpy()}
 
+    def _taps_impl(self, feeds: Feeds) -> list[tuple[str, np.ndarray]]:
+        import tensorflow as tf
+
+        from rps_infer.taps import keras_taps
+
+        with tf.device(self._tf_device):
+            return keras_taps(self.model, feeds["input"])
+
     def _deactivate_impl(self) -> None:
         self.model = None
         self._fn = None

@@ -224,16 +224,17 @@ class Gate:
         return failures
 
     def table(self) -> list[str]:
-        """The gate's table: per case base, head, ratio, interval, verdict, mode."""
+        """The gate's table: per case base, head, ratio, interval, verdict, mode and a note."""
         rows = []
         for r in self.rows:
             iv = r.interval
             interval = f"[{iv.low:.3f}, {iv.high:.3f}]" if iv else "-"
             limit = f"x{1 + r.limit:.2f}" if np.isfinite(r.limit) else "-"
             rows.append((r.case, r.group, us(r.base), us(r.head), "-" if r.ratio is None else f"{r.ratio:.3f}",
-                         interval, limit, r.verdict.value + (f" ({r.note})" if r.note else ""), r.mode))
-        table = render(("case", "group", "base", "head", "ratio", "interval", "limit", "verdict", "mode"), rows,
-                       numeric=("base", "head", "ratio"), width=200)
+                         interval, limit, r.verdict.value, r.mode, r.note or ""))
+        # Wide enough never to squeeze a column: a CI log does not wrap, and an id cut to "x…" says nothing.
+        table = render(("case", "group", "base", "head", "ratio", "interval", "limit", "verdict", "mode", "note"),
+                       rows, numeric=("base", "head", "ratio"), width=1000)
         lines = [f"latency gate ({self.runner_class}, mode {self.mode}): {'; '.join(self.notices)}", table]
         lines += [f"relation: {line}" for line in self.relation_lines]
         if self.suite is not None:

@@ -84,56 +84,86 @@ class MLPWeights:
         return cls(kind, k1.T, b1, k2.T, b2)
 
 
+# The layers every MLP file defines, in order, and how reports name them.
+LAYERS = ("hidden.pre", "hidden.relu", "logits", "output")
+LAYER_TITLES = {"hidden.pre": "hidden pre-activation", "hidden.relu": "hidden ReLU", "logits": "logits",
+                "output": "outputs"}
+# How many error scales (see float32_allowances) a correct float32 layer may lie off. Measured
+# on the six Go-trained files (PyTorch, 512 positions): the worst element used 0.18-0.65 scales.
+ERROR_SCALES = 4.0
+# Absolute floor of the outputs: float32 exp kernels flush results near float32's smallest
+# normal number (1.2e-38) to zero; TensorFlow's softmax does from e^-86.7 (2.2e-38, measured).
+FLOAT32_FLUSH = 1e-35
+# Relative error of a float32 softmax or sigmoid beyond its logits' (exp, sum, divide, store).
+HEAD_ROUNDINGS = 8
+
+
 def forward(weights: MLPWeights, x: np.ndarray) -> np.ndarray:
     """The float64 reference forward: probabilities [B, outputs] or values [B, 1]."""
-    logits = _logits(weights, np.asarray(x, dtype=np.float64))
-    if weights.kind == "value":
-        return np.exp(-np.logaddexp(0.0, -logits))  # sigmoid without overflow for large |z|
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
+    return layer_chain(weights, x)["output"]
+
+
+def layer_chain(weights: MLPWeights, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every layer of the float64 forward (:data:`LAYERS`): [B, hidden] twice, then [B, outputs] twice."""
+    pre = np.asarray(x, dtype=np.float64) @ weights.w1.T + weights.b1
+    hidden = np.maximum(pre, 0.0)
+    logits = hidden @ weights.w2.T + weights.b2
+    return {"hidden.pre": pre, "hidden.relu": hidden, "logits": logits, "output": head(weights.kind, logits)}
+
+
+def head(kind: Kind, logits: np.ndarray) -> np.ndarray:
+    """Softmax over the row (policy) or the sigmoid (value), in float64 without overflow."""
+    if kind == "value":
+        return np.exp(-np.logaddexp(0.0, -logits))
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _logits(weights: MLPWeights, x: np.ndarray) -> np.ndarray:
-    hidden = np.maximum(x @ weights.w1.T + weights.b1, 0.0)
-    return hidden @ weights.w2.T + weights.b2
+def float32_allowances(weights: MLPWeights, x: np.ndarray) -> dict[str, np.ndarray]:
+    """How far a correct float32 evaluation of each layer may lie from :func:`layer_chain`.
 
+    Computed from the reference alone (weights and inputs), never from a candidate.
+    A float32 dot product of n terms in any summation order (BLAS blocking, FMA,
+    oneDNN) errs by a sum of n roundings, each at most u times a partial sum; modelled
+    as independent (Higham and Mary's probabilistic analysis) their total has the
+    scale ``sigma = u (sqrt(n) + 2) sum|w_i a_i|`` (the 2: storing weights and inputs
+    in float32). Errors carried from the hidden layer add in quadrature through the
+    output weights (ReLU does not amplify them). Each layer's allowance is
+    :data:`ERROR_SCALES` sigma. The head's allowance follows from its logits': logit
+    errors of at most d change the odds p / (1 - p) by a factor of at most exp(2 max d)
+    (softmax) or exp(d) (sigmoid),
+    plus :data:`HEAD_ROUNDINGS` roundings (relative; for a sigmoid also absolute) and,
+    for the softmax, the float32 rounding of ``z_j - z_max``.
 
-def _gamma(terms: int) -> float:
-    """Higham's gamma_n: the relative error bound of an n-term float32 sum of products."""
-    nu = terms * FLOAT32_UNIT_ROUNDOFF
-    return nu / (1.0 - nu)
-
-
-def float32_output_allowance(weights: MLPWeights, x: np.ndarray) -> np.ndarray:
-    """How far any correct float32 evaluation of this MLP may lie from :func:`forward`.
-
-    A rigorous first-order bound, per output element, for float32 arithmetic in any
-    summation order (BLAS, FMA, ONNX Runtime, oneDNN): each layer ``W a + b`` with n
-    terms errs by at most ``gamma(n + 1) * (|W| |a| + |b|)``, plus one rounding each of
-    the weights and inputs to float32, plus the error carried in from the layer
-    before (ReLU does not amplify it). That bounds every logit's error by ``delta``
-    per row. Logits all shifted by at most ``delta`` change every output's odds
-    (p / (1 - p)) by at most a factor ``exp(2 delta)`` for a softmax and ``exp(delta)``
-    for a sigmoid; the allowance is the largest change in p that factor permits.
-
-    The bound is large exactly where float32 cannot do better (trained nets with
-    logits in the thousands) and vanishes where the output saturates at 0 or 1, so a
-    dropped sigmoid or a log-softmax is still caught there.
+    Against the worst-case bound (``gamma_n``, the error of every order at once) this is
+    ~20x tighter on the hidden layer and far tighter on the outputs, where the worst case
+    compounds through exp: a x1.001 scale of any layer exceeds it on every Go file.
     """
-    x = np.asarray(x, dtype=np.float64)
     u = FLOAT32_UNIT_ROUNDOFF
-    abs_x = np.abs(x)
-    pre1 = abs_x @ np.abs(weights.w1).T + np.abs(weights.b1)
-    err_hidden = (_gamma(weights.input_size + 1) + 3 * u) * pre1
-    hidden = np.maximum(x @ weights.w1.T + weights.b1, 0.0)
-    abs_w2 = np.abs(weights.w2)
-    pre2 = (hidden + err_hidden) @ abs_w2.T + np.abs(weights.b2)
-    err_logits = err_hidden @ abs_w2.T + (_gamma(weights.hidden_size + 1) + 2 * u) * pre2
-    delta = err_logits.max(axis=1, keepdims=True)
-    p = forward(weights, x)
-    log_factor = delta if weights.kind == "value" else 2.0 * delta
-    return odds_change_allowance(p, log_factor)
+    chain = layer_chain(weights, x)
+    x64 = np.abs(np.asarray(x, dtype=np.float64))
+    sigma_pre = u * (np.sqrt(weights.input_size + 1) + 2) * (x64 @ np.abs(weights.w1).T + np.abs(weights.b1))
+    pre_allow = ERROR_SCALES * sigma_pre
+    # Units the ReLU cuts off (beyond their allowance) carry no error onward.
+    carried = np.where(chain["hidden.pre"] > -pre_allow, sigma_pre, 0.0)
+    own = u * (np.sqrt(weights.hidden_size + 1) + 2) * (chain["hidden.relu"] @ np.abs(weights.w2).T
+                                                        + np.abs(weights.b2))
+    sigma_logits = np.sqrt(own**2 + (carried**2) @ (weights.w2**2).T)
+    logit_allow = ERROR_SCALES * sigma_logits
+    logits = chain["logits"]
+    if weights.kind == "value":
+        log_factor = logit_allow + HEAD_ROUNDINGS * u
+    else:
+        # p_j / (1 - p_j): both the numerator's and the denominator's logits may move.
+        shifted = np.abs(logits - logits.max(axis=1, keepdims=True))
+        log_factor = 2 * logit_allow.max(axis=1, keepdims=True) + u * shifted + HEAD_ROUNDINGS * u
+    out_allow = odds_change_allowance(chain["output"], log_factor) + HEAD_ROUNDINGS * u * chain["output"]
+    if weights.kind == "value":
+        # ONNX Runtime's sigmoid is accurate in absolute terms only: 0 below z = -18, off by up
+        # to 1.7e-7 (2.8 u) elsewhere (measured over z in [-100, 100]).
+        out_allow = out_allow + HEAD_ROUNDINGS * u
+    return {"hidden.pre": pre_allow, "hidden.relu": pre_allow, "logits": logit_allow,
+            "output": out_allow + FLOAT32_FLUSH}
 
 
 def odds_change_allowance(p: np.ndarray, log_factor: np.ndarray) -> np.ndarray:

@@ -1,0 +1,83 @@
+"""Export-bug signatures: the common ways an export computes a different function, each
+recognised by recomputing the reference with that bug and checking that the candidate
+matches it within the noise (the same allowance the layer was judged with).
+
+:func:`likely_cause` returns the ``likely cause:`` sentence ``verify`` prints, or None.
+Signatures on the outputs need only the reference's logits; the layer signatures
+(a scaled layer, transposed or reinterpreted weights, a shifted bias) need the
+candidate's counterpart of that layer (see :mod:`rps_infer.layers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from rps_infer.nets.mlp import MLPWeights, layer_chain
+
+# A bug's recomputed outputs must match the candidate this much closer than the reference
+# does, and within a relative 1e-4 of their own scale, to be named.
+_RELATIVE_FIT = 1e-4
+
+
+# A shifted bias shows as the same offset on every row: it takes a few rows to tell.
+_BIAS_ROWS = 8
+
+
+def _fits(candidate: np.ndarray, guess: np.ndarray, allowance: np.ndarray | float) -> bool:
+    if candidate.shape != guess.shape or not np.all(np.isfinite(guess)):
+        return False
+    scale = float(np.max(np.abs(guess))) or 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(candidate.astype(np.float64) - guess)
+    return bool(np.all(diff <= np.maximum(allowance, 0.0) + _RELATIVE_FIT * scale))
+
+
+def head_cause(kind: str, chain: Mapping[str, np.ndarray], output: np.ndarray) -> str | None:
+    """A wrong or missing head on correct logits."""
+    z = chain["logits"]
+    allow = _RELATIVE_FIT * (1.0 + np.abs(z))
+    name = "softmax" if kind == "policy" else "sigmoid"
+    if _fits(output, z, allow):
+        return f"the final {name} is missing (the outputs are the logits)"
+    if kind == "policy":
+        log_p = z - np.log(np.sum(np.exp(z - z.max(axis=1, keepdims=True)), axis=1, keepdims=True)) - z.max(
+            axis=1, keepdims=True)
+        if _fits(output, log_p, allow):
+            return "log-softmax instead of softmax (the outputs are log-probabilities)"
+    elif _fits(output, np.tanh(z), allow) or _fits(output, 2.0 * chain["output"] - 1.0, allow):
+        return "tanh instead of sigmoid (the outputs lie in [-1, 1])"
+    return None
+
+
+def layer_cause(weights: MLPWeights, x: np.ndarray, layer: str, candidate: np.ndarray,
+                allowance: np.ndarray) -> str | None:
+    """A scaled layer, transposed / reinterpreted weights or a shifted bias at ``layer``
+    (``hidden.pre`` or ``logits``), given the candidate's counterpart of that layer."""
+    chain = layer_chain(weights, x)
+    ref = chain[layer]
+    bias = weights.b1 if layer == "hidden.pre" else weights.b2
+    title = "hidden layer" if layer == "hidden.pre" else "output layer"
+    c = candidate.astype(np.float64)
+    for label, base in (("weights", ref - bias), ("layer", ref)):
+        denom = float(np.sum(base * base))
+        if denom == 0.0:
+            continue
+        offset = bias if label == "weights" else 0.0
+        k = float(np.sum((c - offset) * base) / denom)
+        if abs(k - 1.0) > 1e-6 and _fits(c, k * base + offset, allowance * max(1.0, abs(k))):
+            k_text = repr(float(f"{k:.4g}"))  # 2.0, 1.05, 1.001
+            return f"a scaled layer (k = {k_text}): the {title}'s {label} times {k_text}"
+    w = weights.w1 if layer == "hidden.pre" else weights.w2
+    inputs = np.asarray(x, np.float64) if layer == "hidden.pre" else chain["hidden.relu"]
+    swapped = w.T.reshape(w.shape)
+    if _fits(c, inputs @ swapped.T + bias, allowance):
+        square = w.shape[0] == w.shape[1]
+        return (f"transposed weights of a square layer: the {title} uses W.T" if square else
+                f"reinterpreted weights: the {title} reads W.T reshaped to W's shape {list(w.shape)}")
+    shift = c - ref
+    same_on_every_row = np.all(np.ptp(shift, axis=0) <= 2 * np.max(allowance, axis=0))
+    if len(shift) >= _BIAS_ROWS and same_on_every_row and np.max(np.abs(shift)) > np.max(allowance):
+        return f"a shifted bias: the {title}'s bias is off by up to {float(np.max(np.abs(shift.mean(axis=0)))):.3g}"
+    return None
