@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output path (default: SRC with the target's suffix)")
     p.add_argument("--exporter", choices=["dynamo", "legacy"], default="dynamo",
                    help="PyTorch ONNX exporter (default: dynamo)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: 18 from PyTorch, 17 from Keras)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: 18 from PyTorch, 17 from Keras); the dynamo "
+                   "exporter writes 18-23, legacy 7-20, Keras 7-18; another is refused")
     p.add_argument("--kind", choices=["policy", "value"], help="override the kind detected from a Go JSON file")
     p.add_argument("--batch-sizes", type=_batch_sizes, default=(1, 3, 64), metavar="1,3,64")
 
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-batching", action="store_true", help="one backend call per request")
     p.add_argument("--max-message-mb", type=int, default=64, help="gRPC message size limit both ways (default 64)")
     p.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf inputs")
+    p.add_argument("--allow-any-head", action="store_true", help="serve a --policy that does not output "
+                   "probabilities or a --value outside [0, 1] (refused by default, with the likely cause)")
     p.add_argument("--metrics-port", type=int, help="export Prometheus metrics on this port (off by default)")
     p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM (default 10)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -229,6 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command the reports record
+    if args.debug:  # what exporters printed (captured: never a bare traceback without --debug)
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        logging.getLogger("rps_infer.export").setLevel(logging.DEBUG)
     try:
         return COMMANDS[args.command](args)
     except ParityError as exc:
@@ -505,7 +513,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         precision=args.precision, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
         intra_op_threads=args.intra_op_threads,
         max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=not args.no_batching,
-        max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite, metrics_port=args.metrics_port,
+        max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite,
+        allow_any_head=args.allow_any_head, metrics_port=args.metrics_port,
         grace_s=args.grace,
         security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file, args.insecure))
     return serve(config)

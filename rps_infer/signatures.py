@@ -81,3 +81,27 @@ def layer_cause(weights: MLPWeights, x: np.ndarray, layer: str, candidate: np.nd
     if len(shift) >= _BIAS_ROWS and same_on_every_row and np.max(np.abs(shift)) > np.max(allowance):
         return f"a shifted bias: the {title}'s bias is off by up to {float(np.max(np.abs(shift.mean(axis=0)))):.3g}"
     return None
+
+
+def served_head_problem(kind: str, outputs: np.ndarray) -> str | None:
+    """Without a reference: why ``outputs`` (on realistic positions) are not what the NeuralService
+    promises its clients (a probability row per position for a policy, a value in [0, 1]),
+    naming the likely cause; None when they are."""
+    y = np.asarray(outputs, np.float64)
+    low, high = float(np.min(y)), float(np.max(y))
+    if kind == "policy":
+        sums = y.sum(axis=1)
+        if low >= 0.0 and high <= 1.0 and np.all(np.abs(sums - 1.0) <= 1e-4):
+            return None
+        with np.errstate(over="ignore"):
+            exp_sums = np.exp(y).sum(axis=1)
+        if high <= 1e-6 and np.all(np.abs(exp_sums - 1.0) <= 1e-4):
+            return ("log-softmax instead of softmax: the outputs are log-probabilities "
+                    f"(values {low:.3g} to {high:.3g}; rows of exp(output) sum to 1)")
+        return (f"the final softmax is missing: rows sum to {float(sums.min()):.3g}-{float(sums.max()):.3g} "
+                f"and values run from {low:.3g} to {high:.3g}, not probabilities")
+    if low >= 0.0 and high <= 1.0:
+        return None
+    if low >= -1.0 and high <= 1.0:
+        return f"tanh instead of sigmoid: values run from {low:.3g} to {high:.3g}, not in [0, 1]"
+    return f"the final sigmoid is missing: values run from {low:.3g} to {high:.3g}, not in [0, 1]"

@@ -71,7 +71,8 @@ def keras_taps(model, x: np.ndarray) -> list[Tap]:
     import keras
 
     layers = [layer for layer in model.layers if not isinstance(layer.input, list | tuple | dict)]
-    probe = keras.Model(model.inputs, [t for layer in layers for t in (layer.input, layer.output)])
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # a bare tensor, not [tensor]
+    probe = keras.Model(inputs, [t for layer in layers for t in (layer.input, layer.output)])
     values = [np.asarray(v) for v in probe(x, training=False)]
     taps: list[Tap] = []
     for i, layer in enumerate(layers):

@@ -162,3 +162,72 @@ def test_the_json_report_carries_the_layer_table_and_the_cause(exports, tmp_path
     assert data["likely_cause"].startswith("a scaled layer (k = 2.0)")
     assert [row["layer"] for row in data["batches"]["64"]["layers"]] == ["hidden.pre", "hidden.relu", "logits",
                                                                          "output"]
+
+
+def _zoo_export_with_head(built_zoo, tmp_path, name, op):
+    return _planted(built_zoo[name].onnx_path, tmp_path, f"{name}-{op}", _head(op))
+
+
+@pytest.mark.slow
+def test_serve_refuses_a_log_softmax_policy_and_a_value_without_sigmoid(built_zoo, tmp_path):
+    import subprocess
+    import sys
+
+    from .server_process import ServerProcess
+
+    policy = _zoo_export_with_head(built_zoo, tmp_path, "policy", "LogSoftmax")
+    value = _zoo_export_with_head(built_zoo, tmp_path, "value", None)
+    good = {"policy": str(built_zoo["policy"].onnx_path), "value": str(built_zoo["value"].onnx_path)}
+    for flag, path, cause in (("--policy", policy, "log-softmax instead of softmax"),
+                              ("--value", value, "the final sigmoid is missing")):
+        args = {**good, flag[2:]: str(path)}
+        refused = subprocess.run([sys.executable, "-m", "rps_infer.cli", "serve", "--port", "0",
+                                  "--policy", args["policy"], "--value", args["value"]],
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2, refused.stderr
+        (line,) = [x for x in refused.stderr.splitlines() if x.startswith("rps-infer serve: error:")]
+        assert f"likely cause: {cause}" in line and "--allow-any-head" in line and "serving on" not in refused.stdout
+    with ServerProcess("--policy", str(policy), "--value", str(value), "--allow-any-head") as proc:
+        assert proc.target
+
+
+@pytest.mark.parametrize(("option", "value"), [("--atol", "nan"), ("--rtol", "nan"), ("--atol", "-1"),
+                                               ("--rtol", "inf")])
+def test_tolerance_options_must_be_finite_and_non_negative(option, value, capsys):
+    from rps_infer.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["verify", "a.json", "b.onnx", option, value])
+    assert exit_.value.code == 2
+    assert f"argument {option}: must be finite and non-negative" in capsys.readouterr().err
+
+
+def test_verify_layers_prints_the_table_on_success_and_json_carries_it(built_zoo, capsys):
+    from rps_infer.cli import main
+
+    entry = built_zoo["policy"]
+    assert main(["verify", str(entry.source), str(entry.onnx_path), "--layers"]) == 0
+    out = capsys.readouterr().out
+    assert "hidden pre-activation" in out and "every layer agrees" in out and "allowance: float32" in out
+    assert main(["verify", str(entry.source), str(entry.onnx_path), "--json"]) == 0
+    import json
+
+    data = json.loads(capsys.readouterr().out)
+    assert data["passed"] and data["likely_cause"] is None and data["divergence"] == "every layer agrees"
+
+
+@pytest.mark.parametrize(("exporter", "opset", "written"), [("dynamo", 13, None), ("dynamo", 99, None),
+                                                            ("legacy", 13, 13), ("dynamo", 20, 20)])
+def test_convert_writes_the_opset_asked_for_or_refuses_in_one_line(built_zoo, tmp_path, capsys, exporter, opset,
+                                                                   written):
+    from rps_infer.cli import main
+
+    out = tmp_path / "m.onnx"
+    code = main(["convert", str(built_zoo["policy"].source), "--to", "onnx", "--out", str(out),
+                 "--exporter", exporter, "--opset", str(opset)])
+    err = capsys.readouterr().err
+    if written is None:
+        assert code == 2 and not out.exists()
+        assert err.count("\n") == 1 and f"writes opsets 18-23, not {opset}" in err and "Traceback" not in err
+    else:
+        assert code == 0 and onnx.load(str(out)).opset_import[0].version == written and "Traceback" not in err

@@ -21,6 +21,28 @@ EXPORTERS = ("dynamo", "legacy")
 DEFAULT_OPSET = 18
 KERAS_DEFAULT_OPSET = 17
 METADATA_PREFIX = "rps_infer."
+# The opsets each exporter writes (torch 2.13: dynamo builds opset 18 and converts up to
+# 23, not down; TorchScript 7-20; Keras 3 through tf2onnx: up to 18). Checked again on the
+# written file: an exporter that silently writes another opset is refused.
+OPSETS = {"torch-dynamo": (18, 23), "torch-legacy": (7, 20), "keras": (7, 18)}
+# What the exporters printed during the last export: shown by ``rps-infer --debug``.
+log = logging.getLogger("rps_infer.export")
+
+
+def check_opset(exporter: str, opset: int) -> None:
+    """Refuse an opset ``exporter`` cannot write, in one line naming who can."""
+    low, high = OPSETS[exporter]
+    if not low <= opset <= high:
+        others = "; ".join(f"{name} {a}-{b}" for name, (a, b) in OPSETS.items() if name != exporter)
+        raise UnsupportedModelError(f"the {exporter} exporter writes opsets {low}-{high}, not {opset} "
+                                    f"(others: {others}; choose with --exporter)")
+
+
+def _check_written_opset(path: str | Path, exporter: str, opset: int) -> None:
+    model = onnx.load(str(path), load_external_data=False)
+    written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:
+        raise UnsupportedModelError(f"the {exporter} exporter was asked for opset {opset} but wrote {written}")
 
 
 def export_torch(module, path: str | Path, *, exporter: str = "dynamo", opset: int | None = None,
@@ -31,6 +53,7 @@ def export_torch(module, path: str | Path, *, exporter: str = "dynamo", opset: i
     if exporter not in EXPORTERS:
         raise UnsupportedModelError(f"unknown exporter {exporter!r}; choose one of {EXPORTERS}")
     opset = opset or DEFAULT_OPSET
+    check_opset(f"torch-{exporter}", opset)
     inputs, outputs = module.io_specs()
     example = tuple(torch.rand(2, *s.shape[1:]) for s in inputs)
     names = [s.name for s in inputs]
@@ -47,6 +70,7 @@ def export_torch(module, path: str | Path, *, exporter: str = "dynamo", opset: i
     if sidecar.exists():  # a large model would need external data; ours must be one file
         sidecar.unlink()
         raise UnsupportedModelError(f"the {exporter} exporter wrote external data beside {path}")
+    _check_written_opset(path, f"torch-{exporter}", opset)
     finish(path, {"exporter": f"torch-{exporter}", **(metadata or {})})
 
 
@@ -58,21 +82,27 @@ def export_keras(model, path: str | Path, *, opset: int | None = None,
     # Keras refuses to export a model that has never been called (e.g. one just loaded).
     (spec,) = model.inputs
     model(np.zeros((1, *spec.shape[1:]), dtype="float32"))
+    opset = opset or KERAS_DEFAULT_OPSET
+    check_opset("keras", opset)
     with quiet_exporter():
-        model.export(str(path), format="onnx", verbose=False, opset_version=opset or KERAS_DEFAULT_OPSET)
+        model.export(str(path), format="onnx", verbose=False, opset_version=opset)
+    _check_written_opset(path, "keras", opset)
     finish(path, {"exporter": "keras", **(metadata or {})})
 
 
 @contextlib.contextmanager
 def quiet_exporter() -> Iterator[None]:
-    """Silence the exporters' progress prints, their own Future/DeprecationWarnings and
-    torch.onnx's log lines about optional packages (torchvision), so the CLI output
-    shows what rps_infer says. Errors still propagate."""
+    """Capture the exporters' prints (stdout and stderr: onnxscript prints whole tracebacks
+    of conversions it gave up on), their own Future/DeprecationWarnings and torch.onnx's
+    log lines about optional packages (torchvision), so the CLI output shows what
+    rps_infer says; what they printed goes to the ``rps_infer.export`` debug log
+    (``rps-infer --debug`` shows it). Errors still propagate."""
     logger = logging.getLogger("torch.onnx")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             # Several inputs sharing one batch Dim: the exporter notes it keeps one name.
@@ -80,6 +110,8 @@ def quiet_exporter() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
+        if printed.getvalue().strip():
+            log.debug("the exporter printed:\n%s", printed.getvalue().rstrip())
 
 
 def finish(path: str | Path, metadata: dict[str, str]) -> None:

@@ -54,6 +54,7 @@ class ServerConfig:
     batching: bool = True
     max_message_mb: int = 64
     allow_nonfinite: bool = False
+    allow_any_head: bool = False  # serve a policy / value whose outputs are not probabilities / in [0, 1]
     metrics_port: int | None = None
     grace_s: float = 10.0
     security: SecurityConfig = field(default_factory=SecurityConfig)
@@ -113,6 +114,9 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
         load_model("policy", config.policy or default_model_path("policy", config.backend), config, "policy"),
         load_model("value", config.value or default_model_path("value", config.backend), config, "value"),
     ]
+    if not config.allow_any_head:
+        for model, path in zip(models, (config.policy, config.value), strict=True):
+            check_head(model, path)
     for name, path in config.models.items():
         check_name(name)
         if name in ("policy", "value"):
@@ -128,6 +132,20 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
             m.batcher = AdaptiveBatcher(m.backend.infer, config.max_batch_size, config.batch_timeout_us,
                                         on_batch=lambda rows, name=m.name: metrics.batch(name, rows))
     return ModelRegistry(models, ServingOptions(config.max_batch_size, config.allow_nonfinite))
+
+
+def check_head(model: ServedModel, path: Path | None) -> None:
+    """Refuse a NeuralService policy that does not output probabilities, or a value outside
+    [0, 1], on realistic positions, naming the likely cause (:mod:`rps_infer.signatures`)."""
+    from rps_infer.signatures import served_head_problem
+    from rps_infer.verify import make_feeds
+
+    outputs = model.backend.infer(make_feeds(model.backend.input_specs, 64, seed=1))
+    problem = served_head_problem(model.name, next(iter(outputs.values())))
+    if problem:
+        raise RpsInferError(f"--{model.name} {path or '(the zoo model)'}: the NeuralService {model.name} model must "
+                            f"output {'probabilities' if model.name == 'policy' else 'values in [0, 1]'}; "
+                            f"likely cause: {problem} (--allow-any-head serves it as it is)")
 
 
 def load_repository(config: ServerConfig, taken: set[str]) -> list[tuple[ServedModel, bool]]:
