@@ -82,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "realistic positions and compare. Exit 0 when they agree, 1 when they don't, "
                        "2 for unusable input.")
     p.add_argument("reference", metavar="REFERENCE")
-    p.add_argument("candidate", metavar="CANDIDATE")
+    p.add_argument("candidate", metavar="CANDIDATE", nargs="?", help="a model file (or use --target)")
+    p.add_argument("--target", metavar="HOST:PORT", help="check the model a running server serves instead of a "
+                   "file (plaintext gRPC), on the same inputs and with the same verdict")
+    p.add_argument("--model", help="with --target: the served model (neural API: policy or value)")
+    p.add_argument("--api", choices=["neural", "v2"], default="neural",
+                   help="with --target: NeuralService BatchPredict (default) or Open Inference Protocol ModelInfer")
     p.add_argument("--tolerance", help="tolerance preset (fp32, tf32, fp16, bf16, int8, image-fp32, image-fp16, "
                    "image-int8, proba-linear, proba-tree; default: the one the models name, else fp32)")
     p.add_argument("--atol", type=_tolerance_value, help="override the preset's absolute tolerance (with the "
@@ -279,15 +284,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """``rps-infer verify``."""
     from rps_infer.compare import tolerance
     from rps_infer.models import open_model
-    from rps_infer.verify import compare_models
+    from rps_infer.verify import compare_backends, compare_models
 
+    if (args.candidate is None) == (args.target is None):
+        raise RpsInferError("give a CANDIDATE file or --target HOST:PORT (one of them)")
+    if args.target and not args.model:
+        raise RpsInferError("--target needs --model NAME (the neural API serves policy and value)")
     try:
         reference = open_model(args.reference, args.kind)
-        candidate = open_model(args.candidate, args.kind)
-        tol = tolerance(args.tolerance or candidate.tolerance, args.atol, args.rtol)
+        candidate = open_model(args.candidate, args.kind) if args.candidate else None
+        tol = tolerance(args.tolerance or (candidate or reference).tolerance, args.atol, args.rtol)
     except KeyError as exc:
         raise RpsInferError(exc.args[0]) from None
-    report = compare_models(reference, candidate, batch_sizes=args.batch_sizes, tol=tol, seed=args.seed)
+    if candidate is not None:
+        report = compare_models(reference, candidate, batch_sizes=args.batch_sizes, tol=tol, seed=args.seed)
+    else:
+        from rps_infer.backends.remote import RemoteBackend
+
+        with reference.backend() as ref, RemoteBackend(args.target, args.model, args.api) as served:
+            report = compare_backends(ref, served, batch_sizes=args.batch_sizes, tol=tol, weights=reference.weights,
+                                      seed=args.seed, generator=reference.inputs, reference_label=reference.label,
+                                      candidate_label=f"{args.model} at {args.target} ({args.api} API)")
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

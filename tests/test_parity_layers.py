@@ -231,3 +231,23 @@ def test_convert_writes_the_opset_asked_for_or_refuses_in_one_line(built_zoo, tm
         assert err.count("\n") == 1 and f"writes opsets 18-23, not {opset}" in err and "Traceback" not in err
     else:
         assert code == 0 and onnx.load(str(out)).opset_import[0].version == written and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_verify_through_a_running_server_gives_the_file_verdict(built_zoo, tmp_path, capsys):
+    from rps_infer.cli import main
+
+    from .server_process import ServerProcess
+
+    policy, value = built_zoo["policy"], built_zoo["value"]
+    scaled = _planted(policy.onnx_path, tmp_path, "scaled", _scale("out.weight", 1.05))
+    with ServerProcess("--policy", str(policy.onnx_path), "--value", str(value.onnx_path),
+                       "--model", f"scaled={scaled}") as good:
+        for api, model in (("neural", "policy"), ("neural", "value"), ("v2", "policy")):
+            source = policy.source if model == "policy" else value.source
+            assert main(["verify", str(source), "--target", good.target, "--model", model, "--api", api]) == 0, (
+                capsys.readouterr())
+        assert main(["verify", str(policy.source), "--target", good.target, "--model", "scaled", "--api", "v2"]) == 1
+        assert "FAIL" in capsys.readouterr().out
+        assert main(["verify", str(policy.source), "--target", good.target, "--model", "nosuch", "--api", "v2"]) == 2
+        assert "nosuch" in capsys.readouterr().err
