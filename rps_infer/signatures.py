@@ -105,3 +105,32 @@ def served_head_problem(kind: str, outputs: np.ndarray) -> str | None:
     if low >= -1.0 and high <= 1.0:
         return f"tanh instead of sigmoid: values run from {low:.3g} to {high:.3g}, not in [0, 1]"
     return f"the final sigmoid is missing: values run from {low:.3g} to {high:.3g}, not in [0, 1]"
+
+
+def batchnorm_cause(title: str, block, given: np.ndarray, candidate: np.ndarray) -> str | None:
+    """Batch-norm statistics or epsilon at block ``title``: does the reference block, run on its
+    own input with one BatchNorm's statistics replaced (identity variance, zero mean, both) or
+    its epsilon changed, reproduce the candidate's output of that block?"""
+    import copy
+
+    import torch
+
+    norms = [name for name, m in block.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    variants = {"running_var set to 1": {"running_var": 1.0}, "running_mean set to 0": {"running_mean": 0.0},
+                "identity statistics": {"running_var": 1.0, "running_mean": 0.0},
+                "epsilon 1e-3": {"eps": 1e-3}, "epsilon 0": {"eps": 0.0}}
+    x = torch.from_numpy(np.ascontiguousarray(given))
+    for name in norms:
+        for label, change in variants.items():
+            trial = copy.deepcopy(block).eval()
+            norm = trial.get_submodule(name)
+            for attr, value in change.items():
+                if attr == "eps":
+                    norm.eps = value
+                else:
+                    getattr(norm, attr).fill_(value)
+            with torch.inference_mode():
+                guess = trial(x).double().numpy()
+            if _fits(candidate, guess, 1e-4 * float(np.max(np.abs(guess)))):
+                return f"batch-norm statistics or epsilon: block {title!r} matches with its BatchNorm {name!r} {label}"
+    return None

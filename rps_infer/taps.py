@@ -66,6 +66,26 @@ def torch_taps(module, run: Callable[[], object]) -> list[Tap]:
     return taps
 
 
+def torch_block_taps(blocks, run: Callable[[], object]) -> list[tuple[str, object, np.ndarray, np.ndarray]]:
+    """Call ``run`` with hooks on named ``blocks`` [(title, module)]: per block call, in order,
+    (title, module, its first input, its output)."""
+    seen: list[tuple[str, object, np.ndarray, np.ndarray]] = []
+    handles = []
+
+    def array(value) -> np.ndarray:
+        return value.detach().float().cpu().clone().numpy()
+
+    for title, block in blocks:
+        handles.append(block.register_forward_hook(
+            lambda m, args, out, title=title: seen.append((title, m, array(args[0]), array(out)))))
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
 def keras_taps(model, x: np.ndarray) -> list[Tap]:
     """Every layer's input and output of a Keras model run on ``x`` (plus Dense pre-activations)."""
     import keras

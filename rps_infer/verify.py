@@ -248,8 +248,35 @@ def compare_backends(
                                               np.asarray(got[name], np.float64), np.broadcast_to(floor, ref_out.shape))
         if weights is not None and layers:
             _judge_layers(result, weights, x, candidate, feeds, tol, allowances, tight)
+        elif layers and hasattr(reference, "block_taps"):
+            _compare_blocks(result, reference, candidate, feeds)
         report.results[batch] = result
     return report
+
+
+# Blocks of a network judged by its outputs (the U-Net: PSNR) are shown, not judged: each
+# is compared at a relative 1e-4 of its own scale (intermediate tensors are not in [0, 1]).
+BLOCK_TOLERANCE = comparator.Tolerance("per block", atol=0.0, rtol=1e-3)
+BLOCK_SCALE = 1e-4
+
+
+def _compare_blocks(result: BatchParity, reference: Backend, candidate: Backend, feeds) -> None:
+    """The layer table of a model whose reference names its blocks (``parity_blocks``), and on a
+    failure the batch-norm signature at the first block that differs."""
+    blocks = reference.block_taps(feeds)
+    taps = candidate.taps(feeds) if blocks else None
+    if not blocks or taps is None:
+        return
+    chain = {title: out.astype(np.float64) for title, _, _, out in blocks}
+    allow = {title: BLOCK_SCALE * float(np.max(np.abs(out))) for title, out in chain.items()}
+    outputs = candidate.infer(feeds)
+    final = next(iter(outputs.values())) if len(outputs) == 1 else None
+    result.layers = layer_parity.compare_layers(chain, taps, BLOCK_TOLERANCE, allow, {}, judged=False, final=final)
+    first = next((r for r in result.layers if r.passed is False), None)
+    if result.passed or first is None or first.source is None:
+        return
+    _, module, given, _ = next(b for b in blocks if b[0] == first.layer)
+    result.cause = signatures.batchnorm_cause(first.layer, module, given, dict(taps)[first.source])
 
 
 def _judge_layers(result: BatchParity, weights: mlp.MLPWeights, x: np.ndarray, candidate: Backend, feeds,

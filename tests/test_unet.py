@@ -29,8 +29,10 @@ def test_image_and_audio_must_meet_at_the_bottleneck(size, audio):
 def test_verify_proves_the_unet_export_and_rejects_a_bn_folding_bug(built_zoo, tmp_path, capsys):
     entry = built_zoo["unet-ci"]
     source, export = entry.artifacts()["pt"], entry.onnx_path
-    assert main(["verify", str(source), str(export), "--tolerance", "image-fp32", "--batch-sizes", "1,2"]) == 0
-    assert "PSNR" in capsys.readouterr().out
+    assert main(["verify", str(source), str(export), "--tolerance", "image-fp32", "--batch-sizes", "1,2",
+                 "--layers"]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR" in out and "every layer agrees" in out and "bottleneck fuse" in out
     broken = pt.read_module(source)
     bn = next(m for m in broken.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with torch.no_grad():
@@ -38,7 +40,12 @@ def test_verify_proves_the_unet_export_and_rejects_a_bn_folding_bug(built_zoo, t
     onnxfile.export_torch(broken, tmp_path / "broken.onnx")
     assert main(["verify", str(source), str(tmp_path / "broken.onnx"), "--tolerance", "image-fp32",
                  "--batch-sizes", "1"]) == 1
-    assert "PSNR" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "PSNR" in captured.err
+    # Named at its block, with the cause: the first BatchNorm of the encoder's first block.
+    assert "the first layer compared, the encoder inc, already differs" in captured.out, captured.out
+    assert ("likely cause: batch-norm statistics or epsilon: block 'encoder inc' matches with its BatchNorm "
+            "'body.1' running_var set to 1") in captured.out
 
 
 def test_cpu_int8_quantization_keeps_psnr_above_35_db(built_zoo, tmp_path):

@@ -96,6 +96,24 @@ class TorchBackend(Backend):
 
         return torch_taps(self._eager, run)
 
+    def block_taps(self, feeds: Feeds) -> list | None:
+        """(title, module, input, output) of each block the module names in ``parity_blocks()``
+        (the U-Net's encoder, bottleneck and decoder blocks), or None if it names none."""
+        import torch
+
+        from rps_infer.taps import torch_block_taps
+
+        self.activate()
+        blocks = getattr(self._eager, "parity_blocks", None)
+        if blocks is None:
+            return None
+
+        def run() -> None:
+            with torch.inference_mode():
+                self._eager(*[self._tensor(feeds[name]) for name in self._input_names])
+
+        return torch_block_taps(blocks(), run)
+
     def _tensor(self, array: np.ndarray):
         import torch
 

@@ -101,6 +101,13 @@ class LipsyncUNet(nn.Module):
                  TensorSpec("audio", "float32", (None, AUDIO_CHANNELS, c.audio, c.audio))),
                 (TensorSpec("output", "float32", (None, 3, c.size, c.size)),))
 
+    def parity_blocks(self) -> list[tuple[str, nn.Module]]:
+        """The blocks ``verify`` compares one by one, in execution order: encoder, audio
+        encoder, bottleneck, decoder, output convolution."""
+        return [("encoder inc", self.inc), *((f"encoder down.{i}", b) for i, b in enumerate(self.down)),
+                ("audio encoder", self.audio), ("bottleneck fuse", self.fuse),
+                *((f"decoder up.{i}", b) for i, b in enumerate(self.up)), ("output conv", self.out)]
+
     def forward(self, image: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """See the class docstring."""
         skips = [self.inc(image)]
