@@ -51,13 +51,17 @@ def test_every_layer_of_a_float32_evaluation_in_any_order_lies_within_the_allowa
 @pytest.mark.parametrize("path", shared_params())
 def test_the_allowance_is_tight_and_a_thousandth_of_scale_exceeds_it(path):
     """The old worst-case bound was 600x the real error on the h128 policy's outputs; this one is
-    within 40x of it elementwise (measured: the worst element uses 4-16 % of its allowance), and
-    scaling the hidden layer or the logits by 1.001 moves them beyond it."""
+    within 50x of the largest error four float32 summation orders make (measured: the worst
+    element uses 4-16 % of its allowance on an Intel Xeon, 2.7-17 % on an AMD EPYC, whose BLAS
+    kernels round differently), and scaling the hidden layer or the logits by 1.001 moves them
+    beyond it."""
     w = gojson.read(path)
     x = realistic_positions(2000, 11)
-    ref, allow, got = layer_chain(w, x), float32_allowances(w, x), _float32_chain(w, x)
+    ref, allow = layer_chain(w, x), float32_allowances(w, x)
+    chains = [_float32_chain(w, x, order) for order in (None, 1, 2, 3)]
     for layer in ("hidden.pre", "logits"):
-        assert (np.abs(got[layer] - ref[layer]) / allow[layer]).max() > 1 / 40, layer
+        used = max((np.abs(got[layer] - ref[layer]) / allow[layer]).max() for got in chains)
+        assert used > 1 / 50, layer
         assert (np.abs(ref[layer]) * 1e-3 > allow[layer]).any(), layer
 
 
