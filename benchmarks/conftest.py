@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from rps_infer import zoo
-from rps_infer.backends import BackendSpec
+from rps_infer.backends.spec import BackendSpec
 from rps_infer.bench import machine
 from rps_infer.bench.ab import WorkerError
 from rps_infer.bench.gate import gate_of

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rps_infer import __version__
-from rps_infer.backends import BackendSpec
+from rps_infer.backends.spec import BackendSpec
 from rps_infer.errors import ParityError, RpsInferError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_UNUSABLE = 0, 1, 2
@@ -283,7 +283,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """``rps-infer verify``."""
     from rps_infer.compare import tolerance
-    from rps_infer.models import open_model
+    from rps_infer.formats import open_model
     from rps_infer.verify import compare_backends, compare_models
 
     if (args.candidate is None) == (args.target is None):
@@ -316,7 +316,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``rps-infer info``."""
-    from rps_infer.models import open_model
+    from rps_infer.formats import open_model
 
     model = open_model(args.model)
     info: dict = {"path": str(model.path), "format": model.format, "kind": model.kind}
@@ -624,7 +624,7 @@ def _print_image_parity(entry) -> bool:
 
 
 def _print_matrix(title: str, source: Path, artifacts: dict[str, Path]) -> bool:
-    from rps_infer.models import open_model
+    from rps_infer.formats import open_model
     from rps_infer.verify import format_matrix, parity_matrix
 
     src = open_model(source)

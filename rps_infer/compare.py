@@ -82,6 +82,15 @@ def tolerance(spec: str | Tolerance, atol: float | None = None, rtol: float | No
     )
 
 
+
+def tolerance_for_precision(base: str, precision: str | None) -> str:
+    """The preset a ``precision`` variant of a model judged with preset ``base`` must meet."""
+    if precision in ("fp32", "", None):
+        return base
+    if base.startswith("image-"):
+        return "image-int8" if precision == "int8" else "image-fp16"
+    return precision
+
 @dataclass
 class OutputReport:
     """Error statistics of one output; ``passed`` applies the tolerance rule."""

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from rps_infer import compare as comparator
-from rps_infer.taps import Tap
+from rps_infer.backends.taps import Tap
 
 
 @dataclass

@@ -4,7 +4,7 @@ Parity is judged at several batch sizes (default 1, 3 and 64: others than the
 export batch, so a baked-in batch dimension shows up) on realistic RPS positions.
 
 Where the reference knows its MLP weights (Go JSON, .pt, .keras), parity is judged
-layer by layer too: the candidate's intermediate tensors (:mod:`rps_infer.taps`) are
+layer by layer too: the candidate's intermediate tensors (:mod:`rps_infer.backends.taps`) are
 matched to the reference's layers (hidden pre-activation, hidden ReLU, logits) and
 compared with the float64 reference forward (:mod:`rps_infer.layers`), so a change the
 saturated softmax hides still fails at the logits. A float32 candidate is then judged
@@ -27,37 +27,12 @@ import numpy as np
 from rps_infer import compare as comparator
 from rps_infer import layers as layer_parity
 from rps_infer import signatures
-from rps_infer.backends.base import Backend, TensorSpec
-from rps_infer.game import FEATURE_COUNT, realistic_positions
-from rps_infer.models import ModelFile
+from rps_infer.backends.base import Backend
+from rps_infer.formats import ModelFile
+from rps_infer.inputs import make_feeds
 from rps_infer.nets import mlp
 
 DEFAULT_BATCH_SIZES = (1, 3, 64)
-INPUT_GENERATORS = ("rps-positions", "uniform", "digits")
-
-
-def make_feeds(specs: Sequence[TensorSpec], batch: int, seed: int = 0,
-               generator: str | None = None) -> dict[str, np.ndarray]:
-    """Inputs for ``specs`` at ``batch``: realistic RPS positions for a [N, 81] float32
-    input (``rps-positions``), rows of the digits test split (``digits``, from row
-    ``seed``), else seeded uniform values in [0, 1) (``uniform``)."""
-    feeds = {}
-    for i, spec in enumerate(specs):
-        shape = (batch, *(d if d is not None else 1 for d in spec.shape[1:]))
-        chosen = generator or ("rps-positions" if shape[1:] == (FEATURE_COUNT,) else "uniform")
-        if chosen == "rps-positions":
-            feeds[spec.name] = realistic_positions(batch, seed + i).astype(spec.dtype)
-        elif chosen == "digits":
-            from rps_infer.nets.digits import digit_rows
-
-            feeds[spec.name] = digit_rows(batch, offset=seed + i).astype(spec.dtype)
-        elif chosen == "uniform":
-            feeds[spec.name] = np.random.default_rng(seed + i).random(shape).astype(spec.dtype)
-        else:
-            raise ValueError(f"unknown input generator {chosen!r}; known: {INPUT_GENERATORS}")
-    return feeds
-
-
 @dataclass
 class Decisions:
     """Whether the candidate decides as the reference on every position where the decision

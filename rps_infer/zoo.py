@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rps_infer.backends import Backend, BackendSpec
+from rps_infer.backends.base import Backend
+from rps_infer.backends.spec import BackendSpec
 from rps_infer.compare import PRESETS
 from rps_infer.errors import ModelFormatError, RpsInferError
-from rps_infer.verify import INPUT_GENERATORS, ParityReport
+from rps_infer.inputs import INPUT_GENERATORS
+from rps_infer.verify import ParityReport
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("rps-mlp", "unet", "digits")
@@ -78,7 +80,7 @@ class ZooEntry:
 
         onnxrt runs ``<name>.onnx``, pyt ``model.pt``, tf ``model.keras``, numpy the source.
         """
-        from rps_infer.models import open_model
+        from rps_infer.formats import open_model
 
         parsed = BackendSpec.parse(spec)
         artifact = {"onnxrt": "onnx", "pyt": "pt", "tf": "keras", "sklearn": "native",
@@ -97,9 +99,9 @@ class ZooEntry:
 
     def tolerance_for(self, spec: str) -> str:
         """The tolerance preset ``spec`` is judged with (a reduced precision relaxes it)."""
-        from rps_infer.convert.precision import tolerance_for
+        from rps_infer.compare import tolerance_for_precision
 
-        return tolerance_for(self.tolerance, BackendSpec.parse(spec).precision)
+        return tolerance_for_precision(self.tolerance, BackendSpec.parse(spec).precision)
 
     def reference_backend(self) -> Backend:
         """What parity is judged against: the float64 numpy forward, the PyTorch fp32 model or
@@ -188,7 +190,7 @@ def build_mlp_artifacts(source: Path, artifacts: dict[str, Path],
     Each conversion proves its own parity (see :mod:`rps_infer.convert`).
     """
     from rps_infer.convert import convert
-    from rps_infer.models import open_model
+    from rps_infer.formats import open_model
 
     src = open_model(source)
     steps = [("pt", src, "torch"), ("keras", src, "keras"), ("onnx", src, "onnx"),
@@ -203,7 +205,8 @@ def build_mlp_artifacts(source: Path, artifacts: dict[str, Path],
 
 def build_unet_artifacts(entry: ZooEntry, progress: Callable[[str], None] | None = None) -> dict[str, ParityReport]:
     """A seeded lipsync U-Net as ``model.pt``, exported to ONNX with parity proven."""
-    from rps_infer.convert import convert, pt
+    from rps_infer.convert import convert
+    from rps_infer.formats import torchfile
     from rps_infer.nets import unet
     from rps_infer.util import atomic_write
 
@@ -213,7 +216,7 @@ def build_unet_artifacts(entry: ZooEntry, progress: Callable[[str], None] | None
     if progress:
         progress(f"{entry.name}: seeded U-Net (width {config.width}, {config.size} px) -> {artifacts['pt']}")
     model = unet.seeded(config, int(p["seed"]))
-    atomic_write(artifacts["pt"], lambda tmp: pt.write_unet(model, tmp))
+    atomic_write(artifacts["pt"], lambda tmp: torchfile.write_unet(model, tmp))
     if progress:
         progress(f"{entry.name}: {artifacts['pt'].name} -> {artifacts['onnx']}")
     report = convert(artifacts["pt"], "onnx", artifacts["onnx"], batch_sizes=UNET_VALIDATION_BATCHES,
@@ -228,7 +231,7 @@ def build_digits_artifacts(entry: ZooEntry,
     split (labels identical, probabilities within the entry's tolerance)."""
     from rps_infer.convert import classic
     from rps_infer.errors import ParityError
-    from rps_infer.models import open_model
+    from rps_infer.formats import native, open_model
     from rps_infer.nets import digits
     from rps_infer.util import atomic_write
     from rps_infer.verify import compare_backends
@@ -238,7 +241,7 @@ def build_digits_artifacts(entry: ZooEntry,
     if progress:
         progress(f"{entry.name}: train {estimator} on the digits (seed {seed}) -> {artifacts['native']}")
     model = digits.train(estimator, seed)
-    atomic_write(artifacts["native"], lambda tmp: classic.write_native(model, tmp))
+    atomic_write(artifacts["native"], lambda tmp: native.write_native(model, tmp))
     proto = classic.to_onnx(model, digits.FEATURES, {
         "rps_infer.family": "classifier", "rps_infer.estimator": estimator,
         "rps_infer.tolerance": entry.tolerance, "rps_infer.inputs": entry.inputs})

@@ -16,7 +16,7 @@ import onnx
 from onnx import numpy_helper
 
 from rps_infer.convert import convert
-from rps_infer.models import open_model
+from rps_infer.formats import open_model
 from rps_infer.verify import compare_models
 
 STEPS = [10.0**-k for k in range(2, 8)]

@@ -5,9 +5,8 @@ import pytest
 
 from rps_infer.backends.onnxrt import DEVICE_PROVIDERS, OnnxRuntimeBackend
 from rps_infer.errors import InputMismatchError, ProviderUnavailableError
-from rps_infer.formats import gojson
+from rps_infer.formats import gojson, open_model
 from rps_infer.game import realistic_positions
-from rps_infer.models import open_model
 from rps_infer.nets.mlp import random_weights
 
 from .onnx_graphs import mlp_graph

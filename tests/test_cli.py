@@ -141,7 +141,7 @@ def test_debug_shows_the_traceback(tmp_path):
         main(["--debug", "info", str(tmp_path / "nope.onnx")])
 
 
-@pytest.mark.parametrize("code", ["import rps_infer", "import rps_infer.cli, rps_infer.compare, rps_infer.models, "
+@pytest.mark.parametrize("code", ["import rps_infer", "import rps_infer.cli, rps_infer.compare, rps_infer.formats, "
                                   "rps_infer.verify, rps_infer.convert, rps_infer.zoo, rps_infer.backends"])
 def test_importing_the_package_imports_neither_torch_nor_tensorflow(code):
     check = f"{code}; import sys; heavy = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]; " \

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 import rps_infer.convert as convert_module
 from rps_infer.convert import convert
 from rps_infer.errors import ModelFormatError, ParityError, UnsupportedModelError
-from rps_infer.formats import gojson
-from rps_infer.models import open_model
+from rps_infer.formats import gojson, open_model
+from rps_infer.inputs import make_feeds
 from rps_infer.nets.mlp import random_weights
-from rps_infer.verify import compare_backends, make_feeds
+from rps_infer.verify import compare_backends
 
 from .conftest import shared_params
 

@@ -10,9 +10,8 @@ import pytest
 
 from rps_infer import zoo
 from rps_infer.cli import main
-from rps_infer.convert import classic
 from rps_infer.errors import ModelFormatError
-from rps_infer.models import detect_format, open_model
+from rps_infer.formats import detect_format, native, open_model
 from rps_infer.nets import digits
 from rps_infer.verify import compare_backends
 
@@ -50,7 +49,7 @@ def test_onnx_matches_the_native_model_on_the_whole_test_split(built_zoo, name):
 @pytest.mark.parametrize("name", NAMES)
 def test_native_labels_are_what_predict_says(built_zoo, name):
     entry = built_zoo[name]
-    model = classic.read_native(entry.artifacts()["native"])
+    model = native.read_native(entry.artifacts()["native"])
     x_test = digits.split()[1]
     labels = entry.reference_backend().infer({"input": x_test})["label"]
     np.testing.assert_array_equal(labels, model.predict(x_test))
@@ -90,11 +89,11 @@ def test_skops_files_with_foreign_types_are_refused_before_loading(tmp_path):
 
     skops.io.dump(FunctionTransformer(func=print), str(tmp_path / "evil.skops"))
     with pytest.raises(ModelFormatError, match="scikit-learn types only") as info:
-        classic.read_native(tmp_path / "evil.skops")
+        native.read_native(tmp_path / "evil.skops")
     assert "builtins.print" in str(info.value)
     (tmp_path / "junk.skops").write_bytes(b"not a zip archive")
     with pytest.raises(ModelFormatError, match="skops archive"):
-        classic.read_native(tmp_path / "junk.skops")
+        native.read_native(tmp_path / "junk.skops")
 
 
 def test_no_pickle_or_joblib_anywhere_in_the_package():

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from rps_infer.cli import main
 from rps_infer.convert import convert
 from rps_infer.errors import ModelFormatError, RpsInferError
-from rps_infer.formats import gojson
-from rps_infer.models import open_model
+from rps_infer.formats import gojson, open_model
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = (REPO / "fixtures" / "policy.json").read_bytes()

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from rps_infer.client import V2Client
 from rps_infer.compare import compare
+from rps_infer.formats import open_model
 from rps_infer.game import realistic_positions
-from rps_infer.models import open_model
 from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
 
 from .onnx_graphs import wide_graph

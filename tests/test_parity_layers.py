@@ -7,8 +7,7 @@ import pytest
 from onnx import numpy_helper
 
 from rps_infer.convert import convert
-from rps_infer.formats import gojson
-from rps_infer.models import open_model
+from rps_infer.formats import gojson, open_model
 from rps_infer.nets.mlp import random_weights
 from rps_infer.verify import compare_models
 

@@ -7,12 +7,11 @@ calibration table written) without a session, so what a GPU runner would get is 
 import numpy as np
 import pytest
 
-from rps_infer.backends import BackendSpec
 from rps_infer.backends.onnxrt import OnnxRuntimeBackend
+from rps_infer.backends.spec import CALIBRATION_TABLE, BackendSpec, cache_dir, variant_path
 from rps_infer.compare import compare
-from rps_infer.convert.precision import CALIBRATION_TABLE, cache_dir, variant_path
 from rps_infer.errors import ProviderUnavailableError, RpsInferError
-from rps_infer.verify import make_feeds
+from rps_infer.inputs import make_feeds
 
 
 def test_backend_spec_parses_variants_into_options():

@@ -13,8 +13,8 @@ import pytest
 
 from rps_infer.client import NeuralClient, V2Client
 from rps_infer.compare import compare
+from rps_infer.formats import open_model
 from rps_infer.game import realistic_positions
-from rps_infer.models import open_model
 
 from .onnx_graphs import odd_batch_failure_graph, slow_graph
 from .server_process import ServerProcess

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from rps_infer.cli import main
-from rps_infer.convert import onnxfile, pt
+from rps_infer.convert import onnx_export
+from rps_infer.formats import torchfile
 from rps_infer.nets.unet import LipsyncUNet, UNetConfig, parameter_count, seeded
 
 
@@ -33,11 +34,11 @@ def test_verify_proves_the_unet_export_and_rejects_a_bn_folding_bug(built_zoo, t
                  "--layers"]) == 0
     out = capsys.readouterr().out
     assert "PSNR" in out and "every layer agrees" in out and "bottleneck fuse" in out
-    broken = pt.read_module(source)
+    broken = torchfile.read_module(source)
     bn = next(m for m in broken.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with torch.no_grad():
         bn.running_var.fill_(1.0)  # as if an exporter folded BN with identity statistics
-    onnxfile.export_torch(broken, tmp_path / "broken.onnx")
+    onnx_export.export_torch(broken, tmp_path / "broken.onnx")
     assert main(["verify", str(source), str(tmp_path / "broken.onnx"), "--tolerance", "image-fp32",
                  "--batch-sizes", "1"]) == 1
     captured = capsys.readouterr()

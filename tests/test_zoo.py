@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from rps_infer import zoo
-from rps_infer.backends import BackendSpec
+from rps_infer.backends.spec import BackendSpec
 from rps_infer.errors import ModelFormatError, ProviderUnavailableError, RpsInferError
 from rps_infer.verify import compare_backends
 

@@ -15,30 +15,14 @@ explicitly (``x.astype(np.float32)``), so a benchmark never times a hidden copy.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from rps_infer.errors import InputMismatchError
+from rps_infer.tensors import Feeds, TensorSpec, shape_text
 
-Feeds = Mapping[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, numpy dtype name and shape of a tensor; ``None`` marks a dynamic dim."""
-
-    name: str
-    dtype: str
-    shape: tuple[int | None, ...]
-
-    def describe(self) -> str:
-        """E.g. ``input: float32[batch, 81]``."""
-        dims = ", ".join("batch" if d is None and i == 0 else "?" if d is None else str(d)
-                         for i, d in enumerate(self.shape))
-        return f"{self.name}: {self.dtype}[{dims}]"
+__all__ = ["Backend", "Feeds", "TensorSpec"]
 
 
 class Backend(ABC):
@@ -106,7 +90,7 @@ class Backend(ABC):
 
     def taps(self, feeds: Feeds) -> list[tuple[str, np.ndarray]] | None:
         """Every intermediate tensor one run on ``feeds`` computes, in execution order, as
-        ``(label, array)`` (see :mod:`rps_infer.taps`); None when this runtime exposes none.
+        ``(label, array)`` (see :mod:`rps_infer.backends.taps`); None when this runtime exposes none.
         For parity diagnosis: slow, never on the hot path."""
         if not self._active:
             self.activate()
@@ -141,7 +125,7 @@ class Backend(ABC):
                 want is not None and want != got for want, got in zip(spec.shape, shape, strict=True)
             ):
                 raise InputMismatchError(
-                    f"input {spec.name!r}: expected shape {_shape_text(spec.shape)}, got {list(shape)}"
+                    f"input {spec.name!r}: expected shape {shape_text(spec.shape)}, got {list(shape)}"
                 )
         raise InputMismatchError(f"inputs do not match {[s.describe() for s in specs]}")
 
@@ -173,6 +157,3 @@ class Backend(ABC):
     def _describe_impl(self) -> dict[str, Any]:
         """Framework name and version, providers, threads."""
 
-
-def _shape_text(shape: tuple[int | None, ...]) -> str:
-    return "[" + ", ".join("N" if d is None else str(d) for d in shape) + "]"

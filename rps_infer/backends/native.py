@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from rps_infer.backends import DEVICES as BACKEND_DEVICES
-from rps_infer.backends.base import Backend, Feeds, TensorSpec
+from rps_infer.backends.base import Backend
+from rps_infer.backends.spec import DEVICES as BACKEND_DEVICES
+from rps_infer.tensors import Feeds, TensorSpec
 
 DEVICES = BACKEND_DEVICES["sklearn"]
 
@@ -29,8 +30,8 @@ class NativeClassifierBackend(Backend):
     name = "native"
 
     def __init__(self, path: str | Path, device: str = "cpu", *, threads: int | None = None) -> None:
-        from rps_infer.convert.classic import native_kind
         from rps_infer.errors import ProviderUnavailableError
+        from rps_infer.formats.native import native_kind
 
         if device not in DEVICES:
             raise ProviderUnavailableError(f"native classifiers run on the CPU only, not {device!r}")
@@ -42,7 +43,7 @@ class NativeClassifierBackend(Backend):
         self.model = None
 
     def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-        from rps_infer.convert.classic import read_native
+        from rps_infer.formats.native import read_native
 
         self.model = read_native(self.path)
         if self.threads is not None and self.kind == "xgboost":
@@ -64,7 +65,7 @@ class NativeClassifierBackend(Backend):
         self.model = None
 
     def _describe_impl(self) -> dict[str, Any]:
-        from rps_infer.convert.classic import describe
+        from rps_infer.formats.native import describe
 
         info = describe(self.model) if self.model is not None else {}
         return {**info, "estimator": type(self.model).__name__, "threads": self.threads}

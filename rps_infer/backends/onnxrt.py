@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from rps_infer.backends.base import Backend, Feeds, TensorSpec
-from rps_infer.convert.precision import CALIBRATION_TABLE, PRECISIONS
-from rps_infer.convert.precision import cache_dir as model_cache_dir
+from rps_infer.backends.base import Backend
+from rps_infer.backends.spec import CALIBRATION_TABLE, PRECISIONS
+from rps_infer.backends.spec import cache_dir as model_cache_dir
 from rps_infer.errors import ModelFormatError, ProviderUnavailableError
+from rps_infer.tensors import Feeds, TensorSpec
 
 DEVICE_PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -251,7 +252,7 @@ class OnnxRuntimeBackend(Backend):
     def _taps_impl(self, feeds: Feeds) -> list[tuple[str, np.ndarray]]:
         import onnxruntime as ort
 
-        from rps_infer.taps import onnx_marked
+        from rps_infer.backends.taps import onnx_marked
 
         if getattr(self, "_tap_session", None) is None:
             graph, self._tap_names = onnx_marked(self.model_path)

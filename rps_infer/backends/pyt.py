@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from rps_infer.backends import DEVICES as BACKEND_DEVICES
-from rps_infer.backends.base import Backend, Feeds, TensorSpec
-from rps_infer.convert.precision import TORCH_PRECISIONS
+from rps_infer.backends.base import Backend
+from rps_infer.backends.spec import DEVICES as BACKEND_DEVICES
+from rps_infer.backends.spec import TORCH_PRECISIONS
 from rps_infer.errors import ProviderUnavailableError
+from rps_infer.tensors import Feeds, TensorSpec
 
 DEVICES = BACKEND_DEVICES["pyt"]
 
@@ -56,9 +57,9 @@ class TorchBackend(Backend):
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         if isinstance(self.source, (str, Path)):
-            from rps_infer.convert import pt
+            from rps_infer.formats import torchfile
 
-            module = pt.read_module(self.source)
+            module = torchfile.read_module(self.source)
         else:
             module = self.source
         module = module.eval().to(self.device)
@@ -88,7 +89,7 @@ class TorchBackend(Backend):
     def _taps_impl(self, feeds: Feeds) -> list[tuple[str, np.ndarray]]:
         import torch
 
-        from rps_infer.taps import torch_taps
+        from rps_infer.backends.taps import torch_taps
 
         def run() -> None:
             with torch.inference_mode():
@@ -101,7 +102,7 @@ class TorchBackend(Backend):
         (the U-Net's encoder, bottleneck and decoder blocks), or None if it names none."""
         import torch
 
-        from rps_infer.taps import torch_block_taps
+        from rps_infer.backends.taps import torch_block_taps
 
         self.activate()
         blocks = getattr(self._eager, "parity_blocks", None)

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from rps_infer.backends.base import Backend, Feeds, TensorSpec
+from rps_infer.backends.base import Backend
 from rps_infer.errors import RpsInferError
+from rps_infer.tensors import Feeds, TensorSpec
 
 APIS = ("neural", "v2")
 _V2_TYPES = {"FP32": "float32", "FP64": "float64", "FP16": "float16", "INT64": "int64", "INT32": "int32",

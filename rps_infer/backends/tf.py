@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from rps_infer.backends import DEVICES as BACKEND_DEVICES
-from rps_infer.backends.base import Backend, Feeds, TensorSpec
+from rps_infer.backends.base import Backend
+from rps_infer.backends.spec import DEVICES as BACKEND_DEVICES
 from rps_infer.errors import ProviderUnavailableError, RpsInferError
+from rps_infer.tensors import Feeds, TensorSpec
 
 DEVICES = BACKEND_DEVICES["tf"]
 
@@ -43,7 +44,7 @@ class TensorFlowBackend(Backend):
     def _activate_impl(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         import tensorflow as tf
 
-        from rps_infer.convert import kerasfile
+        from rps_infer.formats import kerasfile
 
         if self.threads is not None:
             set_tensorflow_threads(self.threads)
@@ -79,7 +80,7 @@ class TensorFlowBackend(Backend):
     def _taps_impl(self, feeds: Feeds) -> list[tuple[str, np.ndarray]]:
         import tensorflow as tf
 
-        from rps_infer.taps import keras_taps
+        from rps_infer.backends.taps import keras_taps
 
         with tf.device(self._tf_device):
             return keras_taps(self.model, feeds["input"])

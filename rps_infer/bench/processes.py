@@ -110,7 +110,7 @@ def _worker(entry: ZooEntry, spec: str, batch: int, threads: int, warmup_s: floa
     """One inference process: load, warm up, report ready, run the window, report calls and latencies."""
     try:
         from rps_infer.bench.pinning import backend_options, pin_threads
-        from rps_infer.verify import make_feeds
+        from rps_infer.inputs import make_feeds
 
         pin_threads(threads, tensorflow=spec.startswith("tf"))
         backend = entry.backend(spec, **backend_options(spec, threads)).activate()

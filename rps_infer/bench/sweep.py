@@ -16,7 +16,8 @@ import numpy as np
 from rps_infer.bench.pinning import backend_options
 from rps_infer.bench.timing import Plan, measure
 from rps_infer.errors import ParityError, ProviderUnavailableError
-from rps_infer.verify import compare_backends, make_feeds
+from rps_infer.inputs import make_feeds
+from rps_infer.verify import compare_backends
 from rps_infer.zoo import ZooEntry
 
 EAGER_BASELINE = "pyt-cpu"

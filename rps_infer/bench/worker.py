@@ -97,7 +97,7 @@ class CaseBuilder:
 
     def backend(self, model: str, spec: str):
         """An activated backend, shared by every case of that model and spec."""
-        from rps_infer.backends import BackendSpec
+        from rps_infer.backends.spec import BackendSpec
         from rps_infer.bench.pinning import backend_options
         from rps_infer.errors import ParityError, ProviderUnavailableError, RpsInferError
 
@@ -128,7 +128,8 @@ class CaseBuilder:
         return builders[kind](case)
 
     def _latency(self, case: dict) -> Prepared:
-        from rps_infer.verify import compare_backends, make_feeds
+        from rps_infer.inputs import make_feeds
+        from rps_infer.verify import compare_backends
 
         entry = self.entry(case["model"])
         backend = self.backend(case["model"], case["backend"])
@@ -162,7 +163,7 @@ class CaseBuilder:
                         {"backend": "bare-onnxruntime", "device": "cpu", "intra_op_threads": 1})
 
     def _keras_predict(self, case: dict) -> Prepared:
-        from rps_infer.convert import kerasfile
+        from rps_infer.formats import kerasfile
         from rps_infer.game import realistic_positions
 
         keras_model = kerasfile.read_model(self.entry(case["model"]).artifacts()["keras"])

@@ -5,7 +5,8 @@ new file against its source on realistic positions at batch sizes 1, 3 and 64,
 and only then renames it into place. On a parity failure no output file exists
 and the :class:`~rps_infer.errors.ParityError` carries the comparison report.
 
-One module per target format: ``pt`` (.pt), ``kerasfile`` (.keras), ``onnxfile`` (.onnx).
+Files are read and written by :mod:`rps_infer.formats` (one module per format); ONNX
+exports are :mod:`rps_infer.convert.onnx_export`.
 Conversions into ONNX use PyTorch's exporter unless the source is a Keras file,
 which goes through Keras 3's own exporter.
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rps_infer.errors import ParityError, UnsupportedModelError
-from rps_infer.models import FORMAT_LABELS, ModelFile, open_model
+from rps_infer.formats import FORMAT_LABELS, ModelFile, open_model
 from rps_infer.nets.mlp import Kind
 from rps_infer.util import atomic_write
 from rps_infer.verify import DEFAULT_BATCH_SIZES, ParityReport, compare_models
@@ -86,11 +87,11 @@ def _write(src: ModelFile, to: str, path: Path, exporter: str, opset: int | None
     if weights is not None:
         meta |= {"kind": weights.kind, "sizes": f"{weights.input_size},{weights.hidden_size},{weights.output_size}"}
     if to == "torch":
-        from rps_infer.convert import pt
+        from rps_infer.formats import torchfile
 
-        pt.write(weights, path)
+        torchfile.write(weights, path)
     elif to == "keras":
-        from rps_infer.convert import kerasfile
+        from rps_infer.formats import kerasfile
 
         kerasfile.write(weights, path)
     elif to == "gojson":
@@ -98,12 +99,14 @@ def _write(src: ModelFile, to: str, path: Path, exporter: str, opset: int | None
 
         gojson.write(weights, path)
     elif src.format == "keras":
-        from rps_infer.convert import kerasfile, onnxfile
+        from rps_infer.convert import onnx_export
+        from rps_infer.formats import kerasfile
 
-        onnxfile.export_keras(kerasfile.read_model(src.path), path, opset=opset, metadata=meta)
+        onnx_export.export_keras(kerasfile.read_model(src.path), path, opset=opset, metadata=meta)
     else:
-        from rps_infer.convert import onnxfile, pt
+        from rps_infer.convert import onnx_export
+        from rps_infer.formats import torchfile
         from rps_infer.nets import torch_mlp
 
-        module = pt.read_module(src.path) if src.format == "torch" else torch_mlp.build(weights)
-        onnxfile.export_torch(module, path, exporter=exporter, opset=opset, metadata=meta)
+        module = torchfile.read_module(src.path) if src.format == "torch" else torch_mlp.build(weights)
+        onnx_export.export_torch(module, path, exporter=exporter, opset=opset, metadata=meta)

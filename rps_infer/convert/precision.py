@@ -20,34 +20,12 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from rps_infer.errors import ParityError, RpsInferError
+from rps_infer.backends.spec import CALIBRATION_TABLE, variant_path
+from rps_infer.compare import tolerance_for_precision
+from rps_infer.errors import ParityError
+from rps_infer.inputs import make_feeds
 from rps_infer.util import atomic_write
-from rps_infer.verify import ParityReport, compare_backends, make_feeds
-
-PRECISIONS = ("fp32", "fp16", "int8")
-TORCH_PRECISIONS = ("fp32", "fp16", "bf16")  # autocast dtypes for the PyTorch backend
-
-
-def tolerance_for(base: str, precision: str) -> str:
-    """The tolerance preset a ``precision`` variant of a model judged with ``base`` must meet."""
-    if precision in ("fp32", "", None):
-        return base
-    if base.startswith("image-"):
-        return "image-int8" if precision == "int8" else "image-fp16"
-    return precision
-
-
-def cache_dir(source: str | Path) -> Path:
-    """``models/x.onnx`` -> ``models/x.cache/``: precision variants and provider caches of a model."""
-    source = Path(source)
-    return source.with_name(f"{source.stem}.cache")
-
-
-def variant_path(source: str | Path, precision: str) -> Path:
-    """``model.onnx`` -> ``model.cache/fp16.onnx`` / ``model.cache/int8.onnx`` (fp32: the source itself)."""
-    if precision not in PRECISIONS:
-        raise RpsInferError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return Path(source) if precision == "fp32" else cache_dir(source) / f"{precision}.onnx"
+from rps_infer.verify import ParityReport, compare_backends
 
 
 def precision_artifact(source: str | Path, precision: str, *, generator: str | None = None) -> Path:
@@ -73,10 +51,10 @@ def to_float16(source: str | Path, out: str | Path, *, tol: str | None = None,
     import onnx
     from onnxconverter_common import float16
 
-    from rps_infer.models import open_model
+    from rps_infer.formats import open_model
 
     src = open_model(source)
-    tol = tol or tolerance_for("image-fp32" if src.family == "unet" else "fp32", "fp16")
+    tol = tol or tolerance_for_precision("image-fp32" if src.family == "unet" else "fp32", "fp16")
     report: ParityReport | None = None
 
     def write_and_prove(tmp: Path) -> None:
@@ -97,9 +75,6 @@ def to_float16(source: str | Path, out: str | Path, *, tol: str | None = None,
     return report
 
 
-CALIBRATION_TABLE = "calibration.flatbuffers"  # the file name TensorRT's INT8 mode reads (ORT format)
-
-
 def tensorrt_calibration(source: str | Path, cache_dir: str | Path, *, batches: int = 8,
                          generator: str | None = None) -> Path:
     """Write the INT8 calibration table for TensorRT into ``cache_dir`` (once; reused after).
@@ -113,7 +88,7 @@ def tensorrt_calibration(source: str | Path, cache_dir: str | Path, *, batches: 
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
     from onnxruntime.quantization.quant_utils import write_calibration_table
 
-    from rps_infer.models import open_model
+    from rps_infer.formats import open_model
 
     cache_dir = Path(cache_dir)
     table = cache_dir / CALIBRATION_TABLE

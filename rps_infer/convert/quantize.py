@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rps_infer.errors import ParityError
-from rps_infer.models import open_model
+from rps_infer.formats import open_model
+from rps_infer.inputs import make_feeds
 from rps_infer.util import atomic_write
-from rps_infer.verify import ParityReport, compare_backends, make_feeds
+from rps_infer.verify import ParityReport, compare_backends
 
 
 def quantize_int8(source: str | Path, out: str | Path, *, tol: str | None = None, calibration_batches: int = 8,

@@ -20,7 +20,7 @@ class TorchMLP(nn.Module):
 
     def io_specs(self):
         """(input specs, output specs) as rps_infer TensorSpecs; batch is dynamic."""
-        from rps_infer.backends.base import TensorSpec
+        from rps_infer.tensors import TensorSpec
 
         return ((TensorSpec("input", "float32", (None, self.hidden.in_features)),),
                 (TensorSpec("output", "float32", (None, self.out.out_features)),))

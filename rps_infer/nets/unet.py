@@ -94,7 +94,7 @@ class LipsyncUNet(nn.Module):
 
     def io_specs(self):
         """(input specs, output specs) as rps_infer TensorSpecs; batch is dynamic."""
-        from rps_infer.backends.base import TensorSpec
+        from rps_infer.tensors import TensorSpec
 
         c = self.config
         return ((TensorSpec("image", "float32", (None, 6, c.size, c.size)),

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rps_infer.backends.base import Feeds
+from rps_infer.tensors import Feeds
 
 
 class _Pending:

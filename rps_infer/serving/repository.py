@@ -75,7 +75,7 @@ def scan(directory: str | Path) -> list[RepositoryModel]:
 
 
 def _apply_sidecar(model: RepositoryModel, sidecar: Path) -> None:
-    from rps_infer.backends import BackendSpec
+    from rps_infer.backends.spec import BackendSpec
     from rps_infer.compare import PRESETS
 
     try:

@@ -63,7 +63,7 @@ class ServerConfig:
 def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = None) -> ServedModel:
     """Open ``path`` on the configured backend and device (activated, ready to serve)."""
     from rps_infer.bench.pinning import backend_options
-    from rps_infer.models import open_model
+    from rps_infer.formats import open_model
 
     model_file = open_model(path)
     # Pinned threads without spinning: spinning ORT threads would steal the cores the
@@ -84,7 +84,7 @@ def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = N
 
 def _checked_precision(config: ServerConfig) -> str:
     """``config.precision`` if ``config.backend`` offers it; a named error otherwise."""
-    from rps_infer.convert.precision import PRECISIONS, TORCH_PRECISIONS
+    from rps_infer.backends.spec import PRECISIONS, TORCH_PRECISIONS
 
     offered = {"onnxrt": PRECISIONS, "pyt": TORCH_PRECISIONS}.get(config.backend, ("fp32",))
     if config.precision not in offered:
@@ -137,8 +137,8 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
 def check_head(model: ServedModel, path: Path | None) -> None:
     """Refuse a NeuralService policy that does not output probabilities, or a value outside
     [0, 1], on realistic positions, naming the likely cause (:mod:`rps_infer.signatures`)."""
+    from rps_infer.inputs import make_feeds
     from rps_infer.signatures import served_head_problem
-    from rps_infer.verify import make_feeds
 
     outputs = model.backend.infer(make_feeds(model.backend.input_specs, 64, seed=1))
     problem = served_head_problem(model.name, next(iter(outputs.values())))

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import onnx
 
-from rps_infer.errors import ModelFormatError, UnsupportedModelError
+from rps_infer.errors import UnsupportedModelError
+from rps_infer.formats.onnxfile import METADATA_PREFIX
 
 EXPORTERS = ("dynamo", "legacy")
 DEFAULT_OPSET = 18
 KERAS_DEFAULT_OPSET = 17
-METADATA_PREFIX = "rps_infer."
 # The opsets each exporter writes (torch 2.13: dynamo builds opset 18 and converts up to
 # 23, not down; TorchScript 7-20; Keras 3 through tf2onnx: up to 18). Checked again on the
 # written file: an exporter that silently writes another opset is refused.
@@ -152,18 +152,3 @@ def _rename_value(graph: onnx.GraphProto, old: str, new: str) -> None:
     for value in [*graph.input, *graph.output, *graph.value_info]:
         if value.name == old:
             value.name = new
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The ``rps_infer.*`` metadata of an ONNX file (without the prefix); checks the file loads."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFormatError(path, "<file>", "an existing .onnx file", "no such file")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise ModelFormatError(path, "<file>", "an ONNX model (protobuf)", str(exc)[:200]) from None
-    if not model.graph.node and not model.graph.output:
-        raise ModelFormatError(path, "graph", "a graph with outputs", "an empty graph")
-    return {p.key[len(METADATA_PREFIX):]: p.value for p in model.metadata_props
-            if p.key.startswith(METADATA_PREFIX)}
