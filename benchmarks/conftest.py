@@ -18,9 +18,9 @@ from rps_infer.backends.spec import BackendSpec
 from rps_infer.bench import machine
 from rps_infer.bench.ab import WorkerError
 from rps_infer.bench.gate import gate_of
-from rps_infer.bench.pinning import pin_threads
 from rps_infer.bench.timing import plan_for
 from rps_infer.bench.worker import CaseBuilder, CaseParityError, CaseUnavailableError, CaseUnsupportedError
+from rps_infer.runtime import pin_threads
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ZOO = zoo.load_zoo()
@@ -64,7 +64,7 @@ def wants_tensorflow(config: pytest.Config) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Pin framework threads before anything runs (TensorFlow refuses later changes)."""
-    pin_threads(config.getoption("--threads"), tensorflow=wants_tensorflow(config))
+    pin_threads(config.getoption("--threads"), ("pyt", "tf") if wants_tensorflow(config) else ("pyt",))
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

@@ -4,4 +4,6 @@ Importing the package is cheap: torch and tensorflow are imported only by the
 modules that need them, when they are first used.
 """
 
-__version__ = "0.1.0"
+from rps_infer.version import VERSION
+
+__version__ = VERSION

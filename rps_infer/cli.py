@@ -16,9 +16,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from rps_infer import __version__
 from rps_infer.backends.spec import BackendSpec
 from rps_infer.errors import ParityError, RpsInferError
+from rps_infer.version import VERSION
 
 EXIT_OK, EXIT_MISMATCH, EXIT_UNUSABLE = 0, 1, 2
 SHARED_MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "neural_rps"
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert models between Go JSON, PyTorch, Keras and ONNX; prove they compute "
         "the same function; inspect them.",
     )
-    parser.add_argument("--version", action="version", version=f"rps_infer {__version__}")
+    parser.add_argument("--version", action="version", version=f"rps_infer {VERSION}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -284,6 +284,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """``rps-infer verify``."""
     from rps_infer.compare import tolerance
     from rps_infer.formats import open_model
+    from rps_infer.runtime import open_backend
     from rps_infer.verify import compare_backends, compare_models
 
     if (args.candidate is None) == (args.target is None):
@@ -301,7 +302,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         from rps_infer.backends.remote import RemoteBackend
 
-        with reference.backend() as ref, RemoteBackend(args.target, args.model, args.api) as served:
+        with open_backend(reference) as ref, RemoteBackend(args.target, args.model, args.api) as served:
             report = compare_backends(ref, served, batch_sizes=args.batch_sizes, tol=tol, weights=reference.weights,
                                       seed=args.seed, generator=reference.inputs, reference_label=reference.label,
                                       candidate_label=f"{args.model} at {args.target} ({args.api} API)")
@@ -319,11 +320,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     from rps_infer.formats import open_model
 
     model = open_model(args.model)
+    from rps_infer.runtime import open_backend
+
     info: dict = {"path": str(model.path), "format": model.format, "kind": model.kind}
     if model.weights is not None:
         w = model.weights
         info["sizes"] = {"input": w.input_size, "hidden": w.hidden_size, "output": w.output_size}
-    with model.backend() as backend:
+    with open_backend(model) as backend:
         info["inputs"] = [spec.describe() for spec in backend.input_specs]
         info["outputs"] = [spec.describe() for spec in backend.output_specs]
         info["runtime"] = {k: v for k, v in backend.describe().items() if k not in ("inputs", "outputs")}
@@ -338,12 +341,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """``rps-infer models build|list``."""
-    from rps_infer import zoo
+    import rps_infer.zoo as zoo
 
     entries = zoo.load_zoo()
     if args.models_command == "list":
         for e in entries.values():
-            source = e.source.name if e.source is not None else ", ".join(f"{k}={v}" for k, v in e.params.items())
+            params = e.params.model_dump()
+            source = e.source.name if e.source is not None else ", ".join(f"{k}={v}" for k, v in params.items())
             print(f"{e.name:14} {e.family:8} {source:24} tolerance={e.tolerance} ci={e.ci} built={e.is_built()}")
         return EXIT_OK
     selected = zoo.select(entries, args.names)
@@ -355,11 +359,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """``rps-infer bench``."""
-    from rps_infer import zoo
+    import rps_infer.zoo as zoo
     from rps_infer.bench import report as reports
     from rps_infer.bench.machine import machine_info
-    from rps_infer.bench.pinning import pin_threads
     from rps_infer.bench.sweep import stderr_progress, sweep
+    from rps_infer.runtime import pin_threads
 
     old = _read_report(args.compare) if args.compare else None
     if args.target:
@@ -372,7 +376,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise RpsInferError(f"--processes takes a positive number, got {args.processes}")
     entry, backends = _bench_selection(args)
     zoo.build([entry])
-    pin_threads(args.threads, tensorflow=any(b.startswith("tf") for b in backends))
+    pin_threads(args.threads, ("pyt", "tf") if any(b.startswith("tf") for b in backends) else ("pyt",))
     result = sweep(entry, backends, args.batch_sizes or entry.batch_sizes, threads=args.threads,
                    budget_s=args.budget, progress=stderr_progress)
     if not result.rows:
@@ -395,7 +399,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _bench_selection(args: argparse.Namespace):
     """The zoo entry and backend specs ``bench`` runs, validated before any work."""
-    from rps_infer import zoo
+    import rps_infer.zoo as zoo
 
     if args.threads < 1:
         raise RpsInferError(f"--threads takes a number >= 1, got {args.threads}")
@@ -539,7 +543,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``rps-infer demo``: build the zoo and print a parity matrix per model."""
-    from rps_infer import zoo
+    import rps_infer.zoo as zoo
 
     entries = {name: e for name, e in zoo.load_zoo().items() if e.ci}  # unet-full: on demand
     print("Building the model zoo (every conversion proves parity before it writes)...")
@@ -558,12 +562,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     shared = sorted(args.shared.glob("*.model")) if args.shared.is_dir() else []
     if not shared:
         print(f"\n(skipping the Go-trained models: no .model files in {args.shared})")
+    from rps_infer.families.mlp import build_artifacts
+
     with tempfile.TemporaryDirectory(prefix="rps-demo-") as tmp:
         for path in shared:
             out = Path(tmp) / path.stem
             artifacts = {"onnx": out / "model.onnx", "pt": out / "model.pt",
                          "keras": out / "model.keras", "keras_onnx": out / "keras.onnx"}
-            zoo.build_mlp_artifacts(path, artifacts)
+            build_artifacts(path, artifacts)
             all_pass &= _print_matrix(f"Go-trained {path.name}", path, artifacts)
     print("\nmax abs error between every pair on realistic positions at batch 1, 3, 64; "
           "FAIL marks a pair outside the fp32 tolerance plus the float32 rounding bound")
@@ -580,7 +586,7 @@ def _print_classifier_parity(entry) -> bool:
                               candidate_label="ONNX")
     (result,) = report.results.values()
     errors = {o.name: o for o in result.outputs}
-    print(f"\nzoo model {entry.name!r} ({entry.native_backend}): ONNX vs native on the {rows} test digits: "
+    print(f"\nzoo model {entry.name!r} ({entry.params.estimator}): ONNX vs native on the {rows} test digits: "
           f"labels {'identical' if errors['label'].failing == 0 else 'DIFFER'}, probabilities max abs "
           f"{errors['probabilities'].max_abs:.1e} ({entry.tolerance}): {'PASS' if report else 'FAIL'}")
     return bool(report)
@@ -625,16 +631,17 @@ def _print_image_parity(entry) -> bool:
 
 def _print_matrix(title: str, source: Path, artifacts: dict[str, Path]) -> bool:
     from rps_infer.formats import open_model
+    from rps_infer.runtime import open_backend
     from rps_infer.verify import format_matrix, parity_matrix
 
     src = open_model(source)
     w = src.weights
     runners = {
-        "numpy-fp64": src.backend("numpy"),
-        "PyTorch": open_model(artifacts["pt"]).backend(),
-        "Keras": open_model(artifacts["keras"]).backend(),
-        "ONNX(pt)": open_model(artifacts["onnx"]).backend(),
-        "ONNX(keras)": open_model(artifacts["keras_onnx"]).backend(),
+        "numpy-fp64": open_backend(src, "numpy"),
+        "PyTorch": open_backend(artifacts["pt"]),
+        "Keras": open_backend(artifacts["keras"]),
+        "ONNX(pt)": open_backend(artifacts["onnx"]),
+        "ONNX(keras)": open_backend(artifacts["keras_onnx"]),
     }
     pairs = parity_matrix(runners, w)
     print(f"\n{title}: {w.kind} {w.input_size}-{w.hidden_size}-{w.output_size}")

@@ -11,10 +11,10 @@ class RpsInferError(Exception):
     """Base class of every error rps_infer raises on purpose."""
 
 
-class ModelFormatError(RpsInferError):
-    """A model file is unreadable or malformed.
+class FileContentError(RpsInferError):
+    """A file is unreadable or does not hold what it should.
 
-    The message names the file, the field, what was expected and what was found.
+    The message names the file, the field (key), what was expected and what was found.
     """
 
     def __init__(self, path: object, field: str, expected: str, found: str) -> None:
@@ -23,6 +23,10 @@ class ModelFormatError(RpsInferError):
         self.expected = expected
         self.found = found
         super().__init__(f"{self.path}: field {field!r}: expected {expected}, found {found}")
+
+
+class ModelFormatError(FileContentError):
+    """A model file is unreadable or malformed."""
 
 
 class InputMismatchError(RpsInferError):
@@ -64,9 +68,9 @@ class AuthenticationError(RpsInferError):
     """A call without the bearer token the server requires."""
 
 
-class ConfigError(RpsInferError):
-    """A configuration or data file does not match its schema; the message names the file,
-    the key, what was expected and what was found."""
+class ConfigError(FileContentError):
+    """A configuration or data file (zoo manifest, sidecar, gate settings, baseline) does not
+    match its schema (see :mod:`rps_infer.schemas`)."""
 
 
 class RevisionError(RpsInferError):

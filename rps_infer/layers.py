@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rps_infer import compare as comparator
+import rps_infer.compare as comparator
 from rps_infer.backends.taps import Tap
 
 

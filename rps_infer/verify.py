@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rps_infer import compare as comparator
-from rps_infer import layers as layer_parity
-from rps_infer import signatures
+import rps_infer.compare as comparator
+import rps_infer.layers as layer_parity
+import rps_infer.signatures as signatures
+from rps_infer.backends import registry
 from rps_infer.backends.base import Backend
 from rps_infer.formats import ModelFile
 from rps_infer.inputs import make_feeds
@@ -131,7 +132,7 @@ class ParityReport:
     def render(self, layers: bool = False) -> str:
         """The report: verdict, per batch the outputs, then (on a failure, or with ``layers``)
         the layer table, where the layers diverge and the likely cause."""
-        from rps_infer import tables
+        import rps_infer.tables as tables
 
         lines = []
         for batch, result in self.results.items():
@@ -290,7 +291,7 @@ def compare_models(
 ) -> ParityReport:
     """:func:`compare_backends` on each file's own runtime, on the inputs and (unless
     ``tol`` is given) with the tolerance preset the files name."""
-    with reference.backend() as ref, candidate.backend() as cand:
+    with registry.for_model(reference) as ref, registry.for_model(candidate) as cand:
         return compare_backends(
             ref, cand, batch_sizes=batch_sizes, tol=tol or candidate.tolerance,
             weights=reference.weights, seed=seed,  # the reference's: a candidate never sets its own allowance

@@ -17,6 +17,7 @@ import statistics
 import sys
 from collections import defaultdict
 
+from rps_infer.bench.grpc_bench import zoo_artifact
 from rps_infer.bench.load import LoadSpec, run_load
 from rps_infer.serving.launch import ServerProcess, echo_command, serve_command
 
@@ -43,7 +44,8 @@ def main() -> int:
     cases = [("neural", "policy", 1), ("neural", "value", 64), ("v2", "value", 64)]
     for rep in range(args.repetitions):
         print(f"repetition {rep + 1}/{args.repetitions}", file=sys.stderr, flush=True)
-        with ServerProcess(serve_command()) as service, ServerProcess(echo_command()) as echo:
+        echo_args = ("--model", f"value={zoo_artifact('value')}")
+        with ServerProcess(serve_command()) as service, ServerProcess(echo_command(*echo_args)) as echo:
             for api, model, batch in cases:
                 for name, server in (("service", service), ("echo", echo)):
                     results[f"{name} {api} {model} b{batch} c1"].append(

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 
 from rps_infer.backends.onnxrt import DEVICE_PROVIDERS, OnnxRuntimeBackend
+from rps_infer.backends.pyt import TorchBackend
 from rps_infer.errors import InputMismatchError, ProviderUnavailableError
 from rps_infer.formats import gojson, open_model
 from rps_infer.game import realistic_positions
 from rps_infer.nets.mlp import random_weights
+from rps_infer.runtime import open_backend
 
 from .onnx_graphs import mlp_graph
 
@@ -25,7 +27,7 @@ def policy_files(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["numpy", "onnxrt", "pyt", "tf"])
 def test_backend_contract(policy_files, name):
-    with open_model(policy_files[name]).backend() as backend:
+    with open_backend(policy_files[name]) as backend:
         assert backend.name == name
         (spec,) = backend.input_specs
         assert (spec.name, spec.dtype, spec.shape) == ("input", "float32", (None, 81))
@@ -51,7 +53,7 @@ def test_backend_contract(policy_files, name):
     ids=["float64", "wrong-width", "no-batch-dim", "wrong-name", "not-an-array"],
 )
 def test_wrong_inputs_raise_input_mismatch_not_a_silent_cast(policy_files, name, feeds, message):
-    backend = open_model(policy_files[name]).backend()
+    backend = open_backend(policy_files[name])
     with pytest.raises(InputMismatchError, match=message):
         backend.infer(feeds)
 
@@ -81,7 +83,7 @@ def test_unknown_devices_are_refused(policy_files):
     with pytest.raises(ProviderUnavailableError, match="unknown onnxrt device"):
         OnnxRuntimeBackend(policy_files["onnxrt"], "tpu")
     with pytest.raises(ProviderUnavailableError, match="unknown pyt device"):
-        open_model(policy_files["pyt"]).backend("pyt", "mps")
+        TorchBackend(policy_files["pyt"], "mps")
 
 
 def test_pyt_cuda_without_gpu_is_a_clear_error(policy_files):
@@ -90,7 +92,7 @@ def test_pyt_cuda_without_gpu_is_a_clear_error(policy_files):
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
     with pytest.raises(ProviderUnavailableError, match="no CUDA GPU"):
-        open_model(policy_files["pyt"]).backend("pyt", "cuda").activate()
+        open_backend(policy_files["pyt"], "pyt-cuda").activate()
 
 
 def test_tf_cuda_without_gpu_is_a_clear_error(policy_files):
@@ -99,7 +101,7 @@ def test_tf_cuda_without_gpu_is_a_clear_error(policy_files):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("TensorFlow sees a GPU")
     with pytest.raises(ProviderUnavailableError, match="sees no GPU"):
-        open_model(policy_files["tf"]).backend("tf", "cuda").activate()
+        open_backend(policy_files["tf"], "tf-cuda").activate()
 
 
 def test_pyt_threads_and_compile_options(policy_files):
@@ -107,7 +109,7 @@ def test_pyt_threads_and_compile_options(policy_files):
 
     before = torch.get_num_threads()
     try:
-        backend = open_model(policy_files["pyt"]).backend("pyt", threads=1).activate()
+        backend = open_backend(policy_files["pyt"], "pyt", threads=1).activate()
         assert backend.describe()["threads"] == 1
     finally:
         torch.set_num_threads(before)
@@ -116,7 +118,7 @@ def test_pyt_threads_and_compile_options(policy_files):
 def test_a_go_json_model_runs_on_every_framework_backend(policy_files):
     model = open_model(policy_files["numpy"])
     x = {"input": realistic_positions(3)}
-    outs = {name: model.backend(name).infer(x)["output"] for name in ("numpy", "pyt", "tf")}
+    outs = {name: open_backend(model, name).infer(x)["output"] for name in ("numpy", "pyt", "tf")}
     assert outs["numpy"].dtype == np.float64 and outs["pyt"].dtype == np.float32
 
 
@@ -125,8 +127,8 @@ def test_pyt_torch_compile_keeps_parity(policy_files):
     from rps_infer.verify import compare_backends
 
     model = open_model(policy_files["pyt"])
-    reference = open_model(policy_files["numpy"]).backend()
-    compiled = model.backend("pyt", compile=True)
+    reference = open_backend(policy_files["numpy"])
+    compiled = open_backend(model, "pyt", compile=True)
     report = compare_backends(reference, compiled, batch_sizes=(1, 5), weights=model.weights)
     assert report, str(report)
     assert compiled.describe()["compile"] is True

@@ -15,6 +15,7 @@ from rps_infer.errors import ModelFormatError, ParityError, UnsupportedModelErro
 from rps_infer.formats import gojson, open_model
 from rps_infer.inputs import make_feeds
 from rps_infer.nets.mlp import random_weights
+from rps_infer.runtime import open_backend
 from rps_infer.verify import compare_backends
 
 from .conftest import shared_params
@@ -50,7 +51,7 @@ def _convert_all_paths(tmp_path, weights):
         assert result.report, str(result.report)
         assert out.is_file()
         # Also on inputs that are not board positions.
-        with open_model(src).backend() as ref, open_model(out).backend() as cand:
+        with open_backend(src) as ref, open_backend(out) as cand:
             uniform = compare_backends(ref, cand, weights=weights, generator="uniform", batch_sizes=(5,))
             values = cand.infer(make_feeds(cand.input_specs, 16, seed=i))["output"]
         assert uniform, str(uniform)

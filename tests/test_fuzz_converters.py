@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from rps_infer.cli import main
 from rps_infer.convert import convert
 from rps_infer.errors import ModelFormatError, RpsInferError
-from rps_infer.formats import gojson, open_model
+from rps_infer.formats import gojson
+from rps_infer.runtime import open_backend
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = (REPO / "fixtures" / "policy.json").read_bytes()
@@ -136,7 +137,7 @@ def test_truncated_or_garbled_onnx_is_a_model_format_error(good_onnx, tmp_path):
         path.write_bytes(data)
         message = None
         try:
-            with open_model(path).backend() as backend:
+            with open_backend(path) as backend:
                 backend.activate()
         except ModelFormatError as exc:
             message = str(exc)

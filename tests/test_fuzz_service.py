@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from rps_infer.client import V2Client
 from rps_infer.compare import compare
-from rps_infer.formats import open_model
 from rps_infer.game import realistic_positions
+from rps_infer.runtime import open_backend
 from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
 
 from .onnx_graphs import wide_graph
@@ -77,7 +77,7 @@ def _still_correct(server, built_zoo):
     x = realistic_positions(3, 11)
     with V2Client(server.target) as c:
         got = c.infer("policy", {"input": x})
-    with open_model(built_zoo["policy"].onnx_path).backend() as backend:
+    with open_backend(built_zoo["policy"].onnx_path) as backend:
         assert compare(backend.infer({"input": x}), got, "fp32")
     assert server.proc.poll() is None
 

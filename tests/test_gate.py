@@ -132,7 +132,7 @@ def _baseline(path: Path, **overrides) -> Path:
 def test_baseline_schema_is_validated_on_load(tmp_path):
     good = load_baseline(_baseline(tmp_path / "good.json"))
     assert good.cases["x"].median == 1e-5 and good.stored_threshold("inprocess") == 0.3
-    with pytest.raises(ConfigError, match=r"schema none, expected 2.*make baseline"):
+    with pytest.raises(ConfigError, match=r"'schema': expected 2 .*make baseline.*found none"):
         load_baseline(_baseline(tmp_path / "old.json", schema=None))
     with pytest.raises(ConfigError, match="commit"):
         load_baseline(_baseline(tmp_path / "c.json", commit="HEAD"))

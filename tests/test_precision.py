@@ -12,6 +12,7 @@ from rps_infer.backends.spec import CALIBRATION_TABLE, BackendSpec, cache_dir, v
 from rps_infer.compare import compare
 from rps_infer.errors import ProviderUnavailableError, RpsInferError
 from rps_infer.inputs import make_feeds
+from rps_infer.runtime import open_backend
 
 
 def test_backend_spec_parses_variants_into_options():
@@ -49,8 +50,8 @@ def test_precision_variants_are_built_beside_the_model_and_keep_parity(built_zoo
     backend = entry.backend(f"onnxrt-cpu:{precision}")
     result = compare(reference, backend.infer(feeds), preset)
     assert result.passed, str(result)
-    assert backend.model_path == variant_path(entry.onnx_path, precision)
-    assert backend.model_path.parent == cache_dir(entry.onnx_path) and backend.model_path.is_file()
+    assert backend.path == variant_path(entry.onnx_path, precision)
+    assert backend.path.parent == cache_dir(entry.onnx_path) and backend.path.is_file()
     assert backend.describe()["precision"] == precision
 
 
@@ -71,10 +72,10 @@ def test_io_binding_on_cpu_equals_plain_run_and_times_its_phases(built_zoo):
 
 def test_tensorrt_settings_name_fp16_int8_caches_and_a_calibration_table(built_zoo, tmp_path):
     entry = built_zoo["unet-ci"]
-    backend = OnnxRuntimeBackend(entry.onnx_path, "tensorrt", precision="int8", cache_dir=tmp_path / "trt",
-                                 workspace_gb=1.5, calibration_inputs="uniform")
-    model, options = backend.provider_settings()
-    assert model == entry.onnx_path  # TensorRT quantizes itself: it gets the fp32 graph
+    backend = open_backend(entry.onnx_path, "onnxrt-tensorrt:int8", cache_dir=tmp_path / "trt", workspace_gb=1.5,
+                           calibration_inputs="uniform")
+    options = backend.provider_settings()
+    assert backend.path == entry.onnx_path  # TensorRT quantizes itself: it gets the fp32 graph
     assert options["trt_fp16_enable"] == "1" and options["trt_int8_enable"] == "1"
     assert options["trt_engine_cache_enable"] == "1"
     assert options["trt_engine_cache_path"] == str(tmp_path / "trt")
@@ -82,14 +83,14 @@ def test_tensorrt_settings_name_fp16_int8_caches_and_a_calibration_table(built_z
     assert options["trt_int8_calibration_table_name"] == CALIBRATION_TABLE
     assert (tmp_path / "trt" / CALIBRATION_TABLE).stat().st_size > 0
     fp16 = OnnxRuntimeBackend(entry.onnx_path, "tensorrt", precision="fp16", cache_dir=tmp_path / "trt16")
-    assert fp16.provider_settings()[1]["trt_int8_enable"] == "0"
+    assert fp16.provider_settings()["trt_int8_enable"] == "0"
 
 
 def test_cuda_and_openvino_settings(built_zoo):
     entry = built_zoo["unet-ci"]
-    _, cuda = OnnxRuntimeBackend(entry.onnx_path, "cuda", cudnn_search="heuristic").provider_settings()
+    cuda = OnnxRuntimeBackend(entry.onnx_path, "cuda", cudnn_search="heuristic").provider_settings()
     assert cuda["cudnn_conv_algo_search"] == "HEURISTIC" and cuda["use_tf32"] == "0"
-    _, openvino = OnnxRuntimeBackend(entry.onnx_path, "openvino", intra_op_threads=2).provider_settings()
+    openvino = OnnxRuntimeBackend(entry.onnx_path, "openvino", intra_op_threads=2).provider_settings()
     assert openvino["device_type"] == "CPU" and openvino["num_of_threads"] == "2"
 
 

@@ -62,7 +62,7 @@ def test_scan_lists_every_onnx_file_with_its_problem(repository):
     found = {m.name: m for m in scan(repository)}
     assert sorted(found) == ["badsidecar", "broken", "digits-logreg", "digits-rf", "digits-xgb", "escape", "policy"]
     assert "outside the repository" in found["escape"].error
-    assert "unknown key(s) ['threads']" in found["badsidecar"].error
+    assert "field 'threads': expected no such key" in found["badsidecar"].error
     assert found["digits-rf"].batching is False and found["digits-rf"].device == "cpu"
     assert found["broken"].error is None  # a bad graph is found when it loads
     with pytest.raises(RpsInferError, match="not a directory"):

@@ -13,8 +13,8 @@ import pytest
 
 from rps_infer.client import NeuralClient, V2Client
 from rps_infer.compare import compare
-from rps_infer.formats import open_model
 from rps_infer.game import realistic_positions
+from rps_infer.runtime import open_backend
 
 from .onnx_graphs import odd_batch_failure_graph, slow_graph
 from .server_process import ServerProcess
@@ -39,7 +39,7 @@ def server(models):
 
 
 def _expected(path, x):
-    with open_model(path).backend() as backend:
+    with open_backend(path) as backend:
         return backend.infer({"input": x})["output"]
 
 

@@ -17,27 +17,24 @@ from typing import Any
 
 import numpy as np
 
+from rps_infer.backends import registry
 from rps_infer.backends.base import Backend
-from rps_infer.backends.spec import DEVICES as BACKEND_DEVICES
 from rps_infer.tensors import Feeds, TensorSpec
-
-DEVICES = BACKEND_DEVICES["sklearn"]
 
 
 class NativeClassifierBackend(Backend):
-    """A fitted classifier read from a safe native file (see :mod:`rps_infer.convert.classic`)."""
+    """A fitted classifier read from a safe native file (see :mod:`rps_infer.formats.native`)."""
 
     name = "native"
 
     def __init__(self, path: str | Path, device: str = "cpu", *, threads: int | None = None) -> None:
-        from rps_infer.errors import ProviderUnavailableError
         from rps_infer.formats.native import native_kind
 
-        if device not in DEVICES:
-            raise ProviderUnavailableError(f"native classifiers run on the CPU only, not {device!r}")
+        kind = native_kind(path) or "sklearn"
+        registry.check_device(kind, device)
         super().__init__(device)
         self.path = Path(path)
-        self.kind = native_kind(self.path) or "sklearn"
+        self.kind = kind
         self.name = self.kind  # sklearn / xgboost: the spec's backend name
         self.threads = threads
         self.model = None

@@ -65,9 +65,9 @@ class OnnxRuntimeBackend(Backend):
         spinning: allow intra-op threads to spin while waiting (``None``: ORT default).
         allow_fallback: accept a session on which the requested provider is not active.
         precision: ``fp32``, ``fp16`` or ``int8``. TensorRT builds the reduced-precision
-            engine from the fp32 graph (INT8 from a calibration table made on the CPU);
-            other providers run ``<stem>.cache/fp16.onnx`` / ``<stem>.cache/int8.onnx``,
-            built and parity-proven beside the model on first use.
+            engine from the fp32 ``path`` (INT8 from the calibration table in ``cache_dir``);
+            other providers run ``path`` as it is, which is then the converted graph
+            (``<stem>.cache/fp16.onnx``; :func:`rps_infer.runtime.open_backend` builds both).
         io_binding: bind inputs and outputs to the device explicitly (see :meth:`infer_phases`).
         cudnn_search: cuDNN convolution algorithm search on cuda (``exhaustive`` finds the
             fastest kernels at the cost of a slower first call).
@@ -75,7 +75,6 @@ class OnnxRuntimeBackend(Backend):
         workspace_gb: TensorRT builder workspace limit.
         cache_dir: TensorRT engine/timing caches and calibration table, OpenVINO and
             CoreML model caches (default ``<stem>.cache/<device>`` beside the model).
-        calibration_inputs: input generator for the INT8 calibration (default: by shape).
         provider_options: options passed to the provider, overriding the above.
     """
 
@@ -97,7 +96,6 @@ class OnnxRuntimeBackend(Backend):
         tf32: bool = False,
         workspace_gb: float = 2.0,
         cache_dir: str | Path | None = None,
-        calibration_inputs: str | None = None,
         provider_options: dict[str, Any] | None = None,
     ) -> None:
         if device not in DEVICE_PROVIDERS:
@@ -123,26 +121,18 @@ class OnnxRuntimeBackend(Backend):
         self.tf32 = tf32
         self.workspace_gb = workspace_gb
         self.cache_dir = Path(cache_dir) if cache_dir else model_cache_dir(self.path) / device
-        self.calibration_inputs = calibration_inputs
         self.provider_options = provider_options or {}
         self.session = None
         self._tap_session = None
-        self.model_path = self.path  # the graph the session runs (a precision variant of path)
 
-    def provider_settings(self) -> tuple[Path, dict[str, str]]:
-        """The graph to load and the requested provider's options, for this device and precision.
-
-        Builds what the settings need first: a precision variant of the graph, the
-        TensorRT INT8 calibration table.
-        """
-        from rps_infer.convert.precision import precision_artifact, tensorrt_calibration
+    def provider_settings(self) -> dict[str, str]:
+        """The requested provider's options for this device and precision."""
 
         def flag(on: bool) -> str:
             return "1" if on else "0"
 
-        model, options = self.path, {}
+        options = {}
         if self.device == "tensorrt":
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
             options = {
                 "trt_fp16_enable": flag(self.precision in ("fp16", "int8")),  # INT8 falls back to fp16, not fp32
                 "trt_int8_enable": flag(self.precision == "int8"),
@@ -153,27 +143,23 @@ class OnnxRuntimeBackend(Backend):
                 "trt_max_workspace_size": str(int(self.workspace_gb * 2**30)),
             }
             if self.precision == "int8":
-                tensorrt_calibration(self.path, self.cache_dir, generator=self.calibration_inputs)
                 # TensorRT looks the table up in the engine cache directory.
                 options.update(trt_int8_calibration_table_name=CALIBRATION_TABLE,
                                trt_int8_use_native_calibration_table="0")
-        else:
-            model = precision_artifact(self.path, self.precision, generator=self.calibration_inputs)
-            if self.device == "cuda":
-                options = {"cudnn_conv_algo_search": self.cudnn_search.upper(), "use_tf32": flag(self.tf32),
-                           "do_copy_in_default_stream": "1"}
-            elif self.device == "openvino":
-                options = {"device_type": "CPU", "cache_dir": str(self.cache_dir),
-                           "precision": "FP16" if self.precision == "fp16" else "ACCURACY"}
-                if self.intra_op_threads:
-                    options["num_of_threads"] = str(self.intra_op_threads)
-            elif self.device == "coreml":
-                options = {"ModelFormat": "MLProgram", "MLComputeUnits": "ALL",
-                           "ModelCacheDirectory": str(self.cache_dir)}
-            elif self.device == "directml":
-                options = {"device_id": "0"}
+        elif self.device == "cuda":
+            options = {"cudnn_conv_algo_search": self.cudnn_search.upper(), "use_tf32": flag(self.tf32),
+                       "do_copy_in_default_stream": "1"}
+        elif self.device == "openvino":
+            options = {"device_type": "CPU", "cache_dir": str(self.cache_dir),
+                       "precision": "FP16" if self.precision == "fp16" else "ACCURACY"}
+            if self.intra_op_threads:
+                options["num_of_threads"] = str(self.intra_op_threads)
+        elif self.device == "coreml":
+            options = {"ModelFormat": "MLProgram", "MLComputeUnits": "ALL", "ModelCacheDirectory": str(self.cache_dir)}
+        elif self.device == "directml":
+            options = {"device_id": "0"}
         options.update({k: str(v) for k, v in self.provider_options.items()})
-        return model, options
+        return options
 
     def session_options(self):  # -> onnxruntime.SessionOptions
         """The SessionOptions this backend creates its session with."""
@@ -212,7 +198,9 @@ class OnnxRuntimeBackend(Backend):
             )
         if not self.path.is_file():
             raise ModelFormatError(self.path, "<file>", "an existing .onnx file", "no such file")
-        self.model_path, options = self.provider_settings()
+        if self.device in ("tensorrt", "openvino", "coreml"):
+            self.cache_dir.mkdir(parents=True, exist_ok=True)  # the provider's own caches
+        options = self.provider_settings()
         # ORT refuses to create a session naming a provider its build lacks; with
         # allow_fallback such a provider is left out and the session runs on the CPU.
         providers: list[Any] = [(wanted, options)] if wanted in available else []
@@ -221,7 +209,7 @@ class OnnxRuntimeBackend(Backend):
         if wanted != "CPUExecutionProvider":
             providers.append("CPUExecutionProvider")
         try:
-            session = ort.InferenceSession(str(self.model_path), self.session_options(), providers=providers)
+            session = ort.InferenceSession(str(self.path), self.session_options(), providers=providers)
         except Exception as exc:  # ORT raises its own exception types for bad graphs
             if "provider" in str(exc).lower() and wanted != "CPUExecutionProvider":
                 raise ProviderUnavailableError(f"{wanted} failed to initialise: {exc}") from None
@@ -255,7 +243,7 @@ class OnnxRuntimeBackend(Backend):
         from rps_infer.backends.taps import onnx_marked
 
         if getattr(self, "_tap_session", None) is None:
-            graph, self._tap_names = onnx_marked(self.model_path)
+            graph, self._tap_names = onnx_marked(self.path)
             # Same providers; no fusions, so every marked tensor is the one the graph names.
             options = self.session_options()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -321,8 +309,6 @@ class OnnxRuntimeBackend(Backend):
             "precision": self.precision,
             "io_binding": self.io_binding,
         }
-        if self.model_path != self.path:
-            info["graph"] = str(self.model_path)
         if self.session is not None:
             info["active_providers"] = self.session.get_providers()
         return info

@@ -9,13 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from rps_infer.backends import registry
 from rps_infer.backends.base import Backend
-from rps_infer.backends.spec import DEVICES as BACKEND_DEVICES
 from rps_infer.backends.spec import TORCH_PRECISIONS
 from rps_infer.errors import ProviderUnavailableError
 from rps_infer.tensors import Feeds, TensorSpec
-
-DEVICES = BACKEND_DEVICES["pyt"]
 
 
 class TorchBackend(Backend):
@@ -35,8 +33,7 @@ class TorchBackend(Backend):
 
     def __init__(self, source: Any, device: str = "cpu", *, threads: int | None = None,
                  compile: bool = False, channels_last: bool = False, precision: str = "fp32") -> None:
-        if device not in DEVICES:
-            raise ProviderUnavailableError(f"unknown pyt device {device!r}; choose one of {DEVICES}")
+        registry.check_device("pyt", device)
         if precision not in TORCH_PRECISIONS:
             raise ValueError(f"pyt precision must be one of {TORCH_PRECISIONS}, got {precision!r}")
         super().__init__(device)
@@ -132,3 +129,10 @@ class TorchBackend(Backend):
         if self.device == "cuda" and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
         return info
+
+
+def set_torch_threads(threads: int) -> None:
+    """``torch.set_num_threads`` for this process (the registry's process-wide pin for pyt)."""
+    import torch
+
+    torch.set_num_threads(threads)

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from rps_infer.backends.base import Backend, Feeds, TensorSpec
+from rps_infer.backends.base import Backend
 from rps_infer.nets import mlp
+from rps_infer.tensors import Feeds, TensorSpec
 
 
 class NumpyReferenceBackend(Backend):
@@ -36,3 +37,8 @@ class NumpyReferenceBackend(Backend):
 
     def _describe_impl(self) -> dict[str, Any]:
         return {"framework": "numpy", "version": np.__version__, "precision": "float64"}
+
+
+def reference_weights(weights: mlp.MLPWeights) -> mlp.MLPWeights:
+    """What this backend's constructor takes for any file carrying MLP weights: the weights."""
+    return weights

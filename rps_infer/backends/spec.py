@@ -10,25 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rps_infer.backends import registry
 from rps_infer.errors import RpsInferError
-
-BACKEND_NAMES = ("onnxrt", "pyt", "tf", "numpy", "sklearn", "xgboost")
-# The devices each backend can be asked for (whether one is present is checked on activation).
-DEVICES: dict[str, tuple[str, ...]] = {
-    "onnxrt": ("cpu", "cuda", "tensorrt", "openvino", "coreml", "directml"),
-    "pyt": ("cpu", "cuda"),
-    "tf": ("cpu", "cuda"),
-    "numpy": ("cpu",),
-    "sklearn": ("cpu",),
-    "xgboost": ("cpu",),
-}
-
-# variant -> backend constructor option, per backend
-VARIANTS: dict[str, dict[str, tuple[str, object]]] = {
-    "onnxrt": {"fp16": ("precision", "fp16"), "int8": ("precision", "int8"), "iobinding": ("io_binding", True)},
-    "pyt": {"fp16": ("precision", "fp16"), "bf16": ("precision", "bf16"), "compile": ("compile", True),
-            "channels_last": ("channels_last", True)},
-}
 
 
 @dataclass(frozen=True)
@@ -44,13 +27,15 @@ class BackendSpec:
         """Parse and validate a spec; :class:`RpsInferError` says what is wrong."""
         head, *variants = text.split(":")
         backend, _, device = head.partition("-")
-        if backend not in BACKEND_NAMES:
-            raise RpsInferError(f"backend spec {text!r}: backend must be one of {BACKEND_NAMES}")
+        known_backends = registry.backends()
+        if backend not in known_backends:
+            raise RpsInferError(f"backend spec {text!r}: backend must be one of {tuple(known_backends)}")
+        info = known_backends[backend]
         device = device or "cpu"
-        if device not in DEVICES[backend]:
+        if device not in info.devices:
             raise RpsInferError(f"backend spec {text!r}: {backend} has no device {device!r}; "
-                                f"choose one of {DEVICES[backend]}")
-        known = VARIANTS.get(backend, {})
+                                f"choose one of {info.devices}")
+        known = info.variants
         unknown = [v for v in variants if v not in known]
         if unknown:
             raise RpsInferError(f"backend spec {text!r}: unknown variant(s) {unknown}; "
@@ -62,7 +47,7 @@ class BackendSpec:
 
     def options(self) -> dict[str, object]:
         """The backend constructor options the variants stand for."""
-        return dict(VARIANTS.get(self.backend, {})[v] for v in self.variants)
+        return dict(registry.get(self.backend).variants[v] for v in self.variants)
 
     @property
     def precision(self) -> str:
@@ -73,7 +58,7 @@ class BackendSpec:
         """This spec at ``precision`` (ONNX Runtime specs only: other backends are returned unchanged)."""
         if self.backend != "onnxrt" or precision == "fp32" or precision in self.variants:
             return self
-        if precision not in VARIANTS["onnxrt"]:
+        if precision not in registry.get("onnxrt").precisions:
             raise RpsInferError(f"onnxrt has no precision {precision!r}; choose fp32, fp16 or int8")
         return BackendSpec(self.backend, self.device, (*self.variants, precision))
 

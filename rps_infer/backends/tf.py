@@ -11,12 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from rps_infer.backends import registry
 from rps_infer.backends.base import Backend
-from rps_infer.backends.spec import DEVICES as BACKEND_DEVICES
 from rps_infer.errors import ProviderUnavailableError, RpsInferError
 from rps_infer.tensors import Feeds, TensorSpec
-
-DEVICES = BACKEND_DEVICES["tf"]
 
 
 class TensorFlowBackend(Backend):
@@ -33,8 +31,7 @@ class TensorFlowBackend(Backend):
     name = "tf"
 
     def __init__(self, source: Any, device: str = "cpu", *, threads: int | None = None) -> None:
-        if device not in DEVICES:
-            raise ProviderUnavailableError(f"unknown tf device {device!r}; choose one of {DEVICES}")
+        registry.check_device("tf", device)
         super().__init__(device)
         self.source = source
         self.threads = threads

@@ -79,7 +79,7 @@ class Gate:
         self._session: ABSession | None = None
         self._baseline_file = baseline_file
         if mode not in ("auto", "ab", "stored"):
-            raise ConfigError(f"--gate-mode takes auto, ab or stored, got {mode!r}")
+            raise ConfigError("--gate-mode", "<option>", "auto, ab or stored", repr(mode))
         if mode == "stored" or (mode == "auto" and not has_history(root)):
             self._use_stored("--gate-mode stored" if mode == "stored" else "this checkout has no git history")
             return

@@ -18,7 +18,7 @@ def grpc_sweep(target: str, apis: Sequence[str], model: str, batch_sizes: Sequen
                progress: Callable[[str], None] | None = None) -> list[dict]:
     """Rows for the service (and echo / in-process when asked), one per api x batch x concurrency."""
     rows: list[dict] = []
-    echo_server = ServerProcess(echo_command()) if echo else None
+    echo_server = ServerProcess(echo_command("--model", f"{model}={zoo_artifact(model)}")) if echo else None
     try:
         cases = [(a, b, c) for a in apis for b in batch_sizes for c in concurrencies]
         for i, (api, batch, conc) in enumerate(cases, 1):
@@ -43,8 +43,17 @@ def grpc_sweep(target: str, apis: Sequence[str], model: str, batch_sizes: Sequen
     return rows
 
 
+def zoo_artifact(model: str):
+    """The zoo's serving artifact of ``model`` (built if needed): what the echo answers like."""
+    import rps_infer.zoo as zoo
+
+    entry = zoo.select(zoo.load_zoo(), [model])[0]
+    zoo.build([entry])
+    return entry.onnx_path
+
+
 def _inprocess_rows(model: str, batch_sizes: Sequence[int]) -> list[dict]:
-    from rps_infer import zoo
+    import rps_infer.zoo as zoo
     from rps_infer.bench.sweep import sweep
 
     entry = zoo.select(zoo.load_zoo(), [model])[0]

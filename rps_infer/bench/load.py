@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rps_infer.game import realistic_positions
-
 APIS = ("neural", "v2")
 STARTUP_S = 1.5  # time the client processes get to start before the load begins (spawn + imports)
 
@@ -65,22 +63,14 @@ class LoadResult:
 
 
 def payload(model: str, batch: int) -> dict[str, np.ndarray]:
-    """The inputs a client sends: realistic positions for the RPS models, seeded uniform
-    images and audio for a zoo U-Net (``unet-ci``, ``unet-full``), test digits for a
-    digits classifier (``digits-*``)."""
-    if model.startswith("unet"):
-        from rps_infer import zoo
-        from rps_infer.nets.unet import AUDIO_CHANNELS
+    """The inputs a client sends to zoo model ``model``: its input generator (realistic
+    positions, test digits, uniform images) on its serving artifact's inputs."""
+    import rps_infer.zoo as zoo
+    from rps_infer.formats.onnxfile import io_specs
+    from rps_infer.inputs import make_feeds
 
-        p = zoo.load_zoo()[model].params
-        rng = np.random.default_rng(batch)
-        return {"image": rng.random((batch, 6, p["size"], p["size"]), np.float32),
-                "audio": rng.random((batch, AUDIO_CHANNELS, p["audio"], p["audio"]), np.float32)}
-    if model.startswith("digits"):
-        from rps_infer.nets.digits import digit_rows
-
-        return {"input": digit_rows(batch, offset=batch)}
-    return {"input": realistic_positions(batch, seed=batch)}
+    entry = zoo.select(zoo.load_zoo(), [model])[0]
+    return make_feeds(io_specs(entry.onnx_path)[0], batch, seed=batch, generator=entry.inputs)
 
 
 def make_call(spec: LoadSpec):

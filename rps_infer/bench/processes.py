@@ -109,11 +109,11 @@ def _worker(entry: ZooEntry, spec: str, batch: int, threads: int, warmup_s: floa
             ready, results, start) -> None:
     """One inference process: load, warm up, report ready, run the window, report calls and latencies."""
     try:
-        from rps_infer.bench.pinning import backend_options, pin_threads
         from rps_infer.inputs import make_feeds
+        from rps_infer.runtime import pin_threads
 
-        pin_threads(threads, tensorflow=spec.startswith("tf"))
-        backend = entry.backend(spec, **backend_options(spec, threads)).activate()
+        pin_threads(threads, ("pyt", "tf") if spec.startswith("tf") else ("pyt",))
+        backend = entry.backend(spec, threads=threads).activate()
         feeds = make_feeds(backend.input_specs, batch, seed=batch, generator=entry.inputs)
         until = time.perf_counter() + warmup_s
         backend.infer(feeds)

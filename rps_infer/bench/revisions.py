@@ -27,7 +27,7 @@ from rps_infer.errors import RevisionError
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent  # the source checkout this rps_infer lives in
 # What defines the zoo's built models: manifest, sources, nets, converters.
 RECIPE_PATHS = ("models/zoo.toml", "fixtures", "rps_infer/nets", "rps_infer/convert", "rps_infer/formats",
-                "rps_infer/zoo.py")
+                "rps_infer/families", "rps_infer/zoo.py")
 COMPLETE = ".rps-infer-tree"  # written last: a folder without it is an interrupted extraction
 
 

@@ -5,7 +5,7 @@
 - :class:`BaselineFile`: ``benchmarks/baselines/<runner-class>.json``, versioned by
   ``schema``; a file of another version is refused with what to do.
 
-:func:`validated` turns pydantic's report into one :class:`ConfigError` line.
+Both go through the project's one schema mechanism (:mod:`rps_infer.schemas`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import json
 import math
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from rps_infer.errors import ConfigError
+from rps_infer.schemas import Strict, validated
 
 BASELINE_SCHEMA = 2
 GROUPS = ("inprocess", "grpc", "reference", "calibration")
@@ -30,14 +31,7 @@ Fraction = Annotated[float, Field(ge=0.0)]  # a slowdown allowance: 0.05 = 5 %; 
 DEFAULT_THRESHOLDS: dict[str, float] = {"inprocess": 0.05, "grpc": 0.07, "reference": math.inf,
                                         "calibration": math.inf}
 
-M = TypeVar("M", bound=BaseModel)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Relation(_Strict):
+class Relation(Strict):
     """``faster`` must be at least ``by`` times faster than ``than`` (medians of one run)."""
 
     faster: str
@@ -45,7 +39,7 @@ class Relation(_Strict):
     by: Annotated[float, Field(gt=1.0)]
 
 
-class GateConfig(_Strict):
+class GateConfig(Strict):
     """``[tool.rps_infer.gate]``."""
 
     thresholds: dict[Group, Fraction] = Field(default_factory=dict)
@@ -98,26 +92,12 @@ class BaselineFile(BaseModel):
         return math.inf if group in ("reference", "calibration") else max(0.10, spread)
 
 
-def validated(model: type[M], data: object, where: str) -> M:
-    """``model`` validated from ``data``, or one :class:`ConfigError` line naming ``where``,
-    the key, what was expected and what was found."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors()[:3]:
-            key = ".".join(str(p) for p in err["loc"]) or "<top>"
-            found = "" if err["type"] == "missing" else f" (found {err.get('input')!r:.60})"
-            problems.append(f"{key}: {err['msg']}{found}")
-        raise ConfigError(f"{where}: {'; '.join(problems)}") from None
-
-
 def load_gate_config(rootdir: Path) -> GateConfig:
     """``[tool.rps_infer.gate]`` of ``rootdir/pyproject.toml`` (defaults where there is none)."""
     pyproject = rootdir / "pyproject.toml"
     data = tomllib.loads(pyproject.read_text(encoding="utf-8")) if pyproject.is_file() else {}
     table = data.get("tool", {}).get("rps_infer", {}).get("gate", {})
-    return validated(GateConfig, table, f"{pyproject} [tool.rps_infer.gate]")
+    return validated(GateConfig, table, pyproject, "tool.rps_infer.gate")
 
 
 def load_baseline(path: Path) -> BaselineFile:
@@ -125,9 +105,9 @@ def load_baseline(path: Path) -> BaselineFile:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable baseline ({exc})") from None
+        raise ConfigError(path, "<file>", "a readable baseline (JSON)", str(exc)) from None
     if not isinstance(data, dict) or data.get("schema") != BASELINE_SCHEMA:
         found = (data.get("schema") if isinstance(data, dict) else type(data).__name__) or "none"
-        raise ConfigError(f"{path}: baseline schema {found}, expected {BASELINE_SCHEMA}; "
-                          "re-record it with `make baseline` on a clean checkout")
-    return validated(BaselineFile, data, str(path))
+        raise ConfigError(path, "schema", f"{BASELINE_SCHEMA} (re-record it with `make baseline` on a clean "
+                          "checkout)", str(found))
+    return validated(BaselineFile, data, path)

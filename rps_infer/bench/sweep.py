@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from rps_infer.bench.pinning import backend_options
 from rps_infer.bench.timing import Plan, measure
 from rps_infer.errors import ParityError, ProviderUnavailableError
 from rps_infer.inputs import make_feeds
@@ -70,7 +69,7 @@ def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], 
     total, done = len(backends) * len(batch_sizes), 0
     for spec in backends:
         try:
-            backend = entry.backend(spec, **backend_options(spec, threads)).activate()
+            backend = entry.backend(spec, threads=threads).activate()
         except ProviderUnavailableError as exc:
             result.skipped[spec] = str(exc)
             done += len(batch_sizes)

@@ -72,7 +72,7 @@ class CaseBuilder:
     """
 
     def __init__(self, threads: int = 1, server_cpus: set[int] | None = None) -> None:
-        from rps_infer import zoo
+        import rps_infer.zoo as zoo
 
         self.threads = threads
         self.server_cpus = server_cpus  # where servers run (the timing client has its own core)
@@ -83,7 +83,7 @@ class CaseBuilder:
     def build_models(self, all_models: bool = False, names: list[str] | None = None) -> list[str]:
         """Build the zoo's CI models (every model with ``all_models``; only ``names`` when given,
         as far as this zoo has them) if not up to date."""
-        from rps_infer import zoo
+        import rps_infer.zoo as zoo
 
         entries = [e for e in self.zoo.values() if (e.ci or all_models) and (not names or e.name in names)]
         zoo.build(entries)
@@ -98,7 +98,6 @@ class CaseBuilder:
     def backend(self, model: str, spec: str):
         """An activated backend, shared by every case of that model and spec."""
         from rps_infer.backends.spec import BackendSpec
-        from rps_infer.bench.pinning import backend_options
         from rps_infer.errors import ParityError, ProviderUnavailableError, RpsInferError
 
         key = (model, spec)
@@ -106,7 +105,7 @@ class CaseBuilder:
             entry = self.entry(model)
             try:
                 BackendSpec.parse(spec)
-                self._backends[key] = entry.backend(spec, **backend_options(spec, self.threads)).activate()
+                self._backends[key] = entry.backend(spec, threads=self.threads).activate()
             except ProviderUnavailableError as exc:
                 self._backends[key] = CaseUnavailableError(f"{spec} unavailable here: {exc}")
             except ParityError as exc:
@@ -201,14 +200,12 @@ class CaseBuilder:
         if kind not in ("service", "echo"):
             raise CaseUnsupportedError(f"unknown server {kind!r}")
         if kind not in self._servers:
+            models = [f"{name}={self.zoo[name].onnx_path}" for name in SERVED_MODELS if name in self.zoo]
             if kind == "echo":
-                command = echo_command()
+                command = echo_command(*(arg for m in models for arg in ("--model", m)))
             else:
-                args = ["--policy", str(self.entry("policy").onnx_path), "--value", str(self.entry("value").onnx_path)]
-                for name in SERVED_MODELS[2:]:
-                    if name in self.zoo:
-                        args += ["--model", f"{name}={self.zoo[name].onnx_path}"]
-                command = serve_command(*args)
+                args = ["--policy", models[0].split("=", 1)[1], "--value", models[1].split("=", 1)[1]]
+                command = serve_command(*args, *(arg for m in models[2:] for arg in ("--model", m)))
             self._servers[kind] = self._start_on_server_cpus(lambda: ServerProcess(command))
         return self._servers[kind]
 
@@ -313,19 +310,19 @@ def main(argv: list[str] | None = None) -> int:
     # The protocol owns the real stdout; anything a framework prints goes to stderr.
     channel = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
-    import rps_infer
+    package = sys.modules["rps_infer"]  # loaded with this module: the tree under test
 
     tree = args.tree.resolve()
-    hello = {"protocol": PROTOCOL, "rps_infer": str(Path(rps_infer.__file__).resolve()), "tree": str(tree),
+    hello = {"protocol": PROTOCOL, "rps_infer": str(Path(package.__file__).resolve()), "tree": str(tree),
              "pid": os.getpid()}
     foreign = _foreign_modules(tree)
     if foreign:
         hello["error"] = f"imported {foreign[0]}, not from {tree}"
         channel.write(json.dumps(hello) + "\n")
         return 2
-    from rps_infer.bench.pinning import pin_threads
+    from rps_infer.runtime import pin_threads
 
-    pin_threads(args.threads, tensorflow=args.tensorflow)
+    pin_threads(args.threads, ("pyt", "tf") if args.tensorflow else ("pyt",))
     builder = CaseBuilder(args.threads, server_cpus)
     prepared: dict[str, Prepared] = {}
     channel.write(json.dumps(hello) + "\n")

@@ -2,8 +2,9 @@
 
 Every conversion writes to a temp file beside the target, proves parity of the
 new file against its source on realistic positions at batch sizes 1, 3 and 64,
-and only then renames it into place. On a parity failure no output file exists
-and the :class:`~rps_infer.errors.ParityError` carries the comparison report.
+and only then renames it into place (:func:`rps_infer.convert.proof.write_proven`). On a
+parity failure no output file exists and the :class:`~rps_infer.errors.ParityError`
+carries the comparison report.
 
 Files are read and written by :mod:`rps_infer.formats` (one module per format); ONNX
 exports are :mod:`rps_infer.convert.onnx_export`.
@@ -17,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rps_infer.errors import ParityError, UnsupportedModelError
+from rps_infer.convert.proof import write_proven
+from rps_infer.errors import UnsupportedModelError
 from rps_infer.formats import FORMAT_LABELS, ModelFile, open_model
 from rps_infer.nets.mlp import Kind
-from rps_infer.util import atomic_write
 from rps_infer.verify import DEFAULT_BATCH_SIZES, ParityReport, compare_models
 
 TARGETS = {"onnx": ".onnx", "torch": ".pt", "keras": ".keras", "gojson": ".json"}
@@ -66,18 +67,13 @@ def convert(
     if out.resolve() == src.path.resolve():
         raise UnsupportedModelError(f"output {out} would overwrite its source")
 
-    report: ParityReport | None = None
-
-    def write_and_prove(tmp: Path) -> None:
-        nonlocal report
-        _write(src, to, tmp, exporter, opset)
+    def prove(tmp: Path) -> ParityReport:
         candidate = open_model(tmp, src.kind)
-        report = compare_models(src, candidate, batch_sizes=batch_sizes, tol=tol,
-                                candidate_label=f"{FORMAT_LABELS[candidate.format]} {out.name}")
-        if not report:
-            raise ParityError(f"refusing to write {out}: it does not match {src.label}", report)
+        return compare_models(src, candidate, batch_sizes=batch_sizes, tol=tol,
+                              candidate_label=f"{FORMAT_LABELS[candidate.format]} {out.name}")
 
-    atomic_write(out, write_and_prove)
+    report = write_proven(out, lambda tmp: _write(src, to, tmp, exporter, opset), prove,
+                          f"it does not match {src.label}")
     return Conversion(out, report)
 
 

@@ -1,11 +1,11 @@
 """Precision variants of an fp32 ONNX model: fp16 and INT8 artifacts, TensorRT calibration.
 
 ``--precision fp32|fp16|int8`` selects a variant. How a precision is realised depends
-on the execution provider (see :func:`rps_infer.backends.onnxrt.OnnxRuntimeBackend`):
+on the execution provider (:func:`rps_infer.runtime.open_backend` asks for it):
 
 - TensorRT builds fp16 / INT8 engines from the fp32 graph itself: fp16 is a builder
   flag, INT8 needs a calibration table (:func:`tensorrt_calibration`).
-- Every other provider runs a converted graph: ``<stem>.fp16.onnx`` (weights and
+- Every other provider runs a converted graph: ``<stem>.cache/fp16.onnx`` (weights and
   activations in float16, inputs and outputs kept float32 so clients do not change)
   or INT8 (static QDQ, :mod:`rps_infer.convert.quantize`).
 
@@ -20,11 +20,12 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from rps_infer.backends import registry
 from rps_infer.backends.spec import CALIBRATION_TABLE, variant_path
 from rps_infer.compare import tolerance_for_precision
-from rps_infer.errors import ParityError
-from rps_infer.inputs import make_feeds
-from rps_infer.util import atomic_write
+from rps_infer.convert.proof import write_proven
+from rps_infer.convert.quantize import calibration_reader, quantize_int8
+from rps_infer.formats import open_model
 from rps_infer.verify import ParityReport, compare_backends
 
 
@@ -38,8 +39,6 @@ def precision_artifact(source: str | Path, precision: str, *, generator: str | N
     if precision == "fp16":
         to_float16(source, out, generator=generator)
     else:
-        from rps_infer.convert.quantize import quantize_int8
-
         quantize_int8(source, out, generator=generator)
     return out
 
@@ -51,28 +50,23 @@ def to_float16(source: str | Path, out: str | Path, *, tol: str | None = None,
     import onnx
     from onnxconverter_common import float16
 
-    from rps_infer.formats import open_model
-
     src = open_model(source)
     tol = tol or tolerance_for_precision("image-fp32" if src.family == "unet" else "fp32", "fp16")
-    report: ParityReport | None = None
 
-    def write_and_prove(tmp: Path) -> None:
-        nonlocal report
+    def write(tmp: Path) -> None:
         with warnings.catch_warnings():
-            # It warns for every weight below fp16's range it rounds; the parity check below
+            # It warns for every weight below fp16's range it rounds; the parity check
             # judges what that rounding did to the outputs.
             warnings.simplefilter("ignore", UserWarning)
             model = float16.convert_float_to_float16(onnx.load(str(src.path)), keep_io_types=True)
         onnx.save(model, str(tmp))
-        with src.backend() as reference, open_model(tmp).backend() as candidate:
-            report = compare_backends(reference, candidate, batch_sizes=batch_sizes, tol=tol, generator=generator,
-                                      reference_label=src.label, candidate_label=f"fp16 {Path(out).name}")
-        if not report:
-            raise ParityError(f"refusing to write {out}: the fp16 model does not match {src.label}", report)
 
-    atomic_write(out, write_and_prove)
-    return report
+    def prove(tmp: Path) -> ParityReport:
+        with registry.for_model(src) as reference, registry.for_model(open_model(tmp)) as candidate:
+            return compare_backends(reference, candidate, batch_sizes=batch_sizes, tol=tol, generator=generator,
+                                    reference_label=src.label, candidate_label=f"fp16 {Path(out).name}")
+
+    return write_proven(out, write, prove, f"the fp16 model does not match {src.label}")
 
 
 def tensorrt_calibration(source: str | Path, cache_dir: str | Path, *, batches: int = 8,
@@ -85,10 +79,8 @@ def tensorrt_calibration(source: str | Path, cache_dir: str | Path, *, batches: 
     """
     import tempfile
 
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
     from onnxruntime.quantization.quant_utils import write_calibration_table
-
-    from rps_infer.formats import open_model
 
     cache_dir = Path(cache_dir)
     table = cache_dir / CALIBRATION_TABLE
@@ -96,20 +88,11 @@ def tensorrt_calibration(source: str | Path, cache_dir: str | Path, *, batches: 
     if table.is_file() and table.stat().st_mtime >= source.stat().st_mtime:
         return table
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with open_model(source).backend() as reference:
-        feeds = [make_feeds(reference.input_specs, 4, seed=2000 + i, generator=generator) for i in range(batches)]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter(feeds)
-
-        def get_next(self):
-            return next(self.batches, None)
-
+    reader = calibration_reader(open_model(source), batches, 2000, generator)
     with tempfile.TemporaryDirectory(dir=cache_dir) as work:
         calibrator = create_calibrator(str(source), augmented_model_path=str(Path(work) / "augmented.onnx"),
                                        calibrate_method=CalibrationMethod.MinMax)
-        calibrator.collect_data(Reader())
+        calibrator.collect_data(reader)
         ranges = calibrator.compute_data()
         write_calibration_table({name: ranges[name] for name in ranges.data}, dir=work)
         # Publish the three files only when all exist; the flatbuffers table last.

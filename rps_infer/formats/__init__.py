@@ -1,31 +1,22 @@
-"""Opening model files of every supported format: Go JSON, ``.pt``, ``.keras``, ``.onnx``,
-and native classifiers (scikit-learn ``.skops``, XGBoost's JSON).
+"""Model files of every supported format: Go JSON, ``.pt``, ``.keras``, ``.onnx``, and
+native classifiers (scikit-learn ``.skops``, XGBoost's JSON). One module per format reads
+and writes it.
 
-:func:`open_model` detects the format from the suffix (an XGBoost JSON from its first key), reads what the file says
-about itself (kind, weights where the format carries them) and creates backends.
+:func:`open_model` detects the format from the suffix (an XGBoost JSON from its first
+key) and reads what the file says about itself (kind, weights where the format carries
+them). Which backends run a format is :mod:`rps_infer.backends.registry`'s business.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from rps_infer.backends.base import Backend
-from rps_infer.errors import ModelFormatError, UnsupportedModelError
+from rps_infer.errors import ModelFormatError
 from rps_infer.nets.mlp import Kind, MLPWeights
 
 SUFFIX_FORMATS = {".json": "gojson", ".model": "gojson", ".pt": "torch", ".keras": "keras", ".onnx": "onnx",
                   ".skops": "skops"}
-# Backends each format can run on; the first is the format's own runtime.
-FORMAT_BACKENDS = {
-    "gojson": ("numpy", "pyt", "tf"),
-    "torch": ("pyt", "numpy"),
-    "keras": ("tf", "numpy"),
-    "onnx": ("onnxrt",),
-    "skops": ("sklearn",),
-    "xgboost": ("xgboost",),
-}
 FORMAT_LABELS = {"gojson": "Go JSON", "torch": "PyTorch", "keras": "Keras", "onnx": "ONNX",
                  "skops": "scikit-learn", "xgboost": "XGBoost"}
 
@@ -62,41 +53,6 @@ class ModelFile:
     def label(self) -> str:
         """E.g. ``ONNX model.onnx``."""
         return f"{FORMAT_LABELS[self.format]} {self.path.name}"
-
-    def backend(self, name: str | None = None, device: str = "cpu", **options: Any) -> Backend:
-        """A backend running this model (default: the format's own runtime)."""
-        name = name or FORMAT_BACKENDS[self.format][0]
-        if name not in FORMAT_BACKENDS[self.format]:
-            raise UnsupportedModelError(
-                f"{self.label} cannot run on backend {name!r}; it runs on {FORMAT_BACKENDS[self.format]}"
-            )
-        if name in ("sklearn", "xgboost"):
-            from rps_infer.backends.native import NativeClassifierBackend
-
-            return NativeClassifierBackend(self.path, device, **options)
-        if name == "numpy":
-            from rps_infer.backends.ref import NumpyReferenceBackend
-
-            return NumpyReferenceBackend(self.weights, device)
-        if name == "onnxrt":
-            from rps_infer.backends.onnxrt import OnnxRuntimeBackend
-
-            return OnnxRuntimeBackend(self.path, device, **options)
-        if name == "pyt":
-            from rps_infer.backends.pyt import TorchBackend
-
-            if self.format == "torch":
-                return TorchBackend(self.path, device, **options)
-            from rps_infer.nets import torch_mlp
-
-            return TorchBackend(torch_mlp.build(self.weights), device, **options)
-        from rps_infer.backends.tf import TensorFlowBackend
-
-        if self.format == "keras":
-            return TensorFlowBackend(self.path, device, **options)
-        from rps_infer.nets import keras_mlp
-
-        return TensorFlowBackend(keras_mlp.build(self.weights), device, **options)
 
 
 def detect_format(path: str | Path) -> str:

@@ -2,13 +2,13 @@
 
 It speaks the same two APIs with the same payloads and server options as
 ``rps-infer serve`` and does no inference: Predict answers 9 fixed probabilities
-(policy) or a value; BatchPredict one response per input; ModelInfer a raw FP32
-tensor of the model's output size (9 or 1 columns per row; for an image input
-[N, C, H, W], an [N, 3, H, W] image as the U-Net answers; for a ``digits-*`` model an
-INT64 label [N] and FP32 probabilities [N, 10], as the classifiers answer). Everything the service
-does beyond this (decoding to numpy, validation, inference, encoding) is its overhead.
+(policy) or a value; BatchPredict one response per input; ModelInfer answers a model
+given with ``--model NAME=FILE.onnx`` with zero tensors of that graph's outputs (names,
+datatypes and shapes, the batch dim taken from the request), as raw bytes. Everything
+the service does beyond this (decoding to numpy, validation, inference, encoding) is
+its overhead.
 
-    python -m rps_infer.serving.echo [--port 0] [--threads 16]
+    python -m rps_infer.serving.echo [--port 0] [--threads 16] [--model NAME=FILE.onnx ...]
 """
 
 from __future__ import annotations
@@ -22,12 +22,18 @@ OUTPUT_COLUMNS = {"policy": 9, "value": 1}
 FIXED_PROBABILITIES = [1.0 / 9] * 9
 
 
-def build_echo_server(host: str, port: int, threads: int = 16, max_message_mb: int = 64):
-    """(server, bound port) of a started echo server."""
+def build_echo_server(host: str, port: int, threads: int = 16, max_message_mb: int = 64,
+                      models: dict[str, str] | None = None):
+    """(server, bound port) of a started echo server answering ModelInfer for ``models``
+    (name -> ONNX file)."""
     import grpc
     import numpy as np
 
+    from rps_infer.formats.onnxfile import io_specs
+    from rps_infer.serving import codecs
     from rps_infer.serving.protos import neural_pb2, neural_pb2_grpc, predict_v2_pb2, predict_v2_pb2_grpc
+
+    outputs = {name: io_specs(path)[1] for name, path in (models or {}).items()}
 
     def one(model_type: str):
         if model_type == "value":
@@ -50,20 +56,14 @@ def build_echo_server(host: str, port: int, threads: int = 16, max_message_mb: i
             return predict_v2_pb2.ServerLiveResponse(live=True)
 
         def ModelInfer(self, request, context):  # noqa: N802
-            first = list(request.inputs[0].shape) if request.inputs else [1]
-            if len(first) == 4:  # an image model: an image of 3 channels back
-                shape = [first[0], 3, first[2], first[3]]
-            else:
-                shape = [first[0], OUTPUT_COLUMNS.get(request.model_name, 9)]
+            if request.model_name not in outputs:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"no model {request.model_name!r}")
+            batch = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 1
             response = predict_v2_pb2.ModelInferResponse(model_name=request.model_name, id=request.id)
-            if request.model_name.startswith("digits"):
-                response.outputs.add(name="label", datatype="INT64", shape=first[:1])
-                response.raw_output_contents.append(np.zeros(first[:1], np.int64).tobytes())
-                shape = [first[0], 10]
-                response.outputs.add(name="probabilities", datatype="FP32", shape=shape)
-            else:
-                response.outputs.add(name="output", datatype="FP32", shape=shape)
-            response.raw_output_contents.append(np.zeros(shape, np.float32).tobytes())
+            for spec in outputs[request.model_name]:
+                shape = [batch, *(1 if d is None else d for d in spec.shape[1:])]
+                response.outputs.add(name=spec.name, datatype=codecs.datatype_of(spec.dtype), shape=shape)
+                response.raw_output_contents.append(np.zeros(shape, spec.dtype).tobytes())
             return response
 
     limit = max_message_mb * 1024 * 1024
@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=FILE.onnx",
+                        help="answer ModelInfer for this model with zeros shaped like its outputs (repeatable)")
     args = parser.parse_args(argv)
-    server, port = build_echo_server(args.host, args.port, args.threads)
+    models = dict(item.split("=", 1) for item in args.model)
+    server, port = build_echo_server(args.host, args.port, args.threads, models=models)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())

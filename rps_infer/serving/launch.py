@@ -25,9 +25,9 @@ def serve_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "rps_infer.cli", "serve", *port, *args]
 
 
-def echo_command() -> list[str]:
-    """The bare grpcio echo server on a free port."""
-    return [sys.executable, "-m", "rps_infer.serving.echo", "--port", "0"]
+def echo_command(*args: str) -> list[str]:
+    """The bare grpcio echo server on a free port (ARGS: ``--model NAME=FILE.onnx`` ...)."""
+    return [sys.executable, "-m", "rps_infer.serving.echo", "--port", "0", *args]
 
 
 class ServerProcess:

@@ -15,16 +15,18 @@ the others serve.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
+from pydantic import Field, StrictBool, field_validator, model_validator
+
+from rps_infer.backends.spec import BackendSpec
+from rps_infer.compare import PRESETS
 from rps_infer.errors import RpsInferError
+from rps_infer.schemas import Strict, read_toml, validated
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
-SERVING_KEYS = ("backend", "backends", "device", "precision", "batching", "tolerance")
-IGNORED_ZOO_KEYS = ("family", "source", "reference", "batch_sizes", "ci", "inputs", "width", "size", "audio",
-                    "seed", "estimator")
 
 
 @dataclass
@@ -74,42 +76,57 @@ def scan(directory: str | Path) -> list[RepositoryModel]:
     return models
 
 
+class Sidecar(Strict):
+    """A model's ``<name>.toml``: the keys serving reads; the zoo's other keys are ignored."""
+
+    backend: str | None = None
+    backends: Annotated[list[str], Field(min_length=1)] | None = None
+    device: str | None = None
+    precision: Literal["fp32", "fp16", "int8"] | None = None
+    batching: StrictBool | None = None
+    tolerance: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_zoo_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        import rps_infer.families as families
+        from rps_infer.zoo import ZooTable
+
+        ignored = set(ZooTable.model_fields) | {"source"}
+        for family in families.families().values():
+            ignored |= set(family.params.model_fields)
+        return {k: v for k, v in data.items() if k not in ignored or k in cls.model_fields}
+
+    @field_validator("backend", "backends")
+    @classmethod
+    def _onnxrt_specs(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for text in [value] if isinstance(value, str) else value or []:
+            try:
+                spec = BackendSpec.parse(text)
+            except RpsInferError as exc:
+                raise ValueError(str(exc)) from None
+            if spec.backend != "onnxrt":
+                raise ValueError(f"an onnxrt spec (a repository serves .onnx files), not {text!r}")
+        return value
+
+    @field_validator("tolerance")
+    @classmethod
+    def _preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRESETS:
+            raise ValueError(f"one of {tuple(PRESETS)}")
+        return value
+
+
 def _apply_sidecar(model: RepositoryModel, sidecar: Path) -> None:
-    from rps_infer.backends.spec import BackendSpec
-    from rps_infer.compare import PRESETS
-
-    try:
-        table = tomllib.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RpsInferError(f"{sidecar}: not valid TOML: {exc}") from None
-    unknown = sorted(set(table) - set(SERVING_KEYS) - set(IGNORED_ZOO_KEYS))
-    if unknown:
-        raise RpsInferError(f"{sidecar}: unknown key(s) {unknown}; serving reads {list(SERVING_KEYS)}")
-
-    def need(cond: bool, key: str, expected: str) -> None:
-        if not cond:
-            raise RpsInferError(f"{sidecar}: {key} must be {expected}, got {table.get(key)!r}")
-
-    spec_text = table.get("backend")
-    if "backends" in table:
-        need(isinstance(table["backends"], list) and table["backends"] and isinstance(table["backends"][0], str),
-             "backends", "a non-empty list of backend specs")
-        spec_text = spec_text or table["backends"][0]
+    table = validated(Sidecar, read_toml(sidecar, "a model's serving settings"), sidecar)
+    spec_text = table.backend or (table.backends[0] if table.backends else None)
     if spec_text is not None:
-        need(isinstance(spec_text, str), "backend", "a backend spec such as 'onnxrt-cpu'")
         spec = BackendSpec.parse(spec_text)
-        need(spec.backend == "onnxrt", "backend", "an onnxrt spec (a repository serves .onnx files)")
         model.device = spec.device if "-" in spec_text else None
         model.precision = spec.precision if spec.precision != "fp32" else None
-    if "device" in table:
-        need(isinstance(table["device"], str), "device", "a device name such as 'cpu' or 'cuda'")
-        model.device = table["device"]
-    if "precision" in table:
-        need(table["precision"] in ("fp32", "fp16", "int8"), "precision", "fp32, fp16 or int8")
-        model.precision = table["precision"]
-    if "batching" in table:
-        need(isinstance(table["batching"], bool), "batching", "true or false")
-        model.batching = table["batching"]
-    if "tolerance" in table:
-        need(table["tolerance"] in PRESETS, "tolerance", f"one of {tuple(PRESETS)}")
-        model.tolerance = table["tolerance"]
+    model.device = table.device or model.device
+    model.precision = table.precision or model.precision
+    model.batching = table.batching
+    model.tolerance = table.tolerance

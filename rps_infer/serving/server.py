@@ -21,6 +21,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rps_infer.backends import registry
 from rps_infer.errors import RpsInferError
 from rps_infer.serving import security
 from rps_infer.serving.batching import AdaptiveBatcher
@@ -62,18 +63,18 @@ class ServerConfig:
 
 def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = None) -> ServedModel:
     """Open ``path`` on the configured backend and device (activated, ready to serve)."""
-    from rps_infer.bench.pinning import backend_options
     from rps_infer.formats import open_model
+    from rps_infer.runtime import open_backend
 
+    info = registry.get(config.backend)
+    if config.precision not in info.precisions:
+        raise RpsInferError(f"--precision {config.precision} is not offered by the {config.backend} backend; "
+                            f"it offers {', '.join(info.precisions)}")
     model_file = open_model(path)
-    # Pinned threads without spinning: spinning ORT threads would steal the cores the
-    # gRPC threads need (measured: +200 us server CPU per Predict with ORT's defaults).
-    options = backend_options(f"{config.backend}-{config.device}", config.intra_op_threads)
-    if config.backend == "tf":
-        options = {}  # TensorFlow's threads are process-wide; set once below
-    if config.precision != "fp32":
-        options["precision"] = _checked_precision(config)
-    backend = model_file.backend(config.backend, config.device, **options).activate()
+    options = {} if config.precision == "fp32" else {"precision": config.precision}
+    # Pinned threads without spinning (see the registry's thread options).
+    backend = open_backend(model_file, f"{config.backend}-{config.device}", threads=config.intra_op_threads,
+                           **options).activate()
     hidden = -1
     if model_file.weights is not None:
         hidden = model_file.weights.hidden_size
@@ -82,24 +83,13 @@ def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = N
     return ServedModel(name, backend, kind or model_file.kind, hidden)
 
 
-def _checked_precision(config: ServerConfig) -> str:
-    """``config.precision`` if ``config.backend`` offers it; a named error otherwise."""
-    from rps_infer.backends.spec import PRECISIONS, TORCH_PRECISIONS
-
-    offered = {"onnxrt": PRECISIONS, "pyt": TORCH_PRECISIONS}.get(config.backend, ("fp32",))
-    if config.precision not in offered:
-        raise RpsInferError(f"--precision {config.precision} is not offered by the {config.backend} backend; "
-                            f"it offers {', '.join(offered)}")
-    return config.precision
-
-
 def default_model_path(name: str, backend: str) -> Path:
     """The zoo's artifact of ``name`` for ``backend`` (built on first use)."""
-    from rps_infer import zoo
+    import rps_infer.zoo as zoo
 
     entry = zoo.select(zoo.load_zoo(), [name])[0]
     zoo.build([entry])
-    return entry.artifacts()[{"onnxrt": "onnx", "pyt": "pt", "tf": "keras"}[backend]]
+    return entry.artifacts()[registry.get(backend).artifact]
 
 
 def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
@@ -108,8 +98,12 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
     The policy, value and ``--model`` models must load (the server does not start
     otherwise); a repository model that fails is served as not ready, with the reason.
     """
+    from rps_infer.runtime import pin_threads
     from rps_infer.serving.repository import check_name
 
+    # Before any model is read: reading a .keras file initialises TensorFlow, whose threads
+    # can be set only before that.
+    pin_threads(config.intra_op_threads, (config.backend,))
     models = [
         load_model("policy", config.policy or default_model_path("policy", config.backend), config, "policy"),
         load_model("value", config.value or default_model_path("value", config.backend), config, "value"),

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rps_infer import __version__
 from rps_infer.backends.base import Backend
 from rps_infer.errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
 from rps_infer.serving import codecs, wire
@@ -20,9 +19,8 @@ from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.metrics import NullMetrics
 from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
 from rps_infer.serving.status import label_model, rpc
+from rps_infer.version import VERSION
 
-PLATFORMS = {"onnxrt": "onnxruntime_onnx", "pyt": "pytorch_libtorch", "tf": "tensorflow_savedmodel",
-             "numpy": "numpy"}
 MAX_ELEMENTS = 1 << 28  # refuse shapes claiming more elements than this before allocating
 
 
@@ -182,7 +180,7 @@ class InferenceServicer:
     @rpc("v2")
     def ServerMetadata(self, data: bytes, context):  # noqa: N802
         wire.parse_message(predict_v2_pb2.ServerMetadataRequest, data)
-        return predict_v2_pb2.ServerMetadataResponse(name="rps_infer", version=__version__, extensions=[])
+        return predict_v2_pb2.ServerMetadataResponse(name="rps_infer", version=VERSION, extensions=[])
 
     @rpc("v2")
     def ModelMetadata(self, data: bytes, context):  # noqa: N802
@@ -196,7 +194,7 @@ class InferenceServicer:
                          shape=[-1 if d is None else d for d in s.shape]) for s in specs]
 
         return predict_v2_pb2.ModelMetadataResponse(
-            name=model.name, versions=["1"], platform=PLATFORMS.get(model.backend.name, model.backend.name),
+            name=model.name, versions=["1"], platform=_platform(model.backend),
             inputs=tensors(model.backend.input_specs), outputs=tensors(model.backend.output_specs))
 
     @rpc("v2")
@@ -249,6 +247,14 @@ class InferenceServicer:
             feeds[tensor.name] = array
         self.registry.check_batch(next(iter(feeds.values())).shape[0] if feeds else 0)
         return feeds
+
+
+def _platform(backend: Backend) -> str:
+    """The v2 platform name of a backend (the registry's)."""
+    from rps_infer.backends import registry
+
+    info = registry.backends().get(backend.name)
+    return info.platform if info is not None else backend.name
 
 
 def _serialize(response) -> bytes:
