@@ -26,7 +26,7 @@ test: $(STAMP)
 # Rewrite benchmarks/baselines/<runner-class>.json from 5 fresh runs (medians) of this
 # commit; refuses a dirty tree (the file names the commit it measured).
 baseline: $(STAMP)
-	$(BIN)/python -m rps_infer.bench.baseline --repetitions 5
+	$(BIN)/python -m rps_infer.bench.gate.baseline --repetitions 5
 
 bench: $(STAMP)
 	$(BIN)/rps-infer bench

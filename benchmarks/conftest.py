@@ -1,8 +1,8 @@
 """The benchmark suite's wiring: cases from the zoo manifest, pinned threads, machine info,
 and :func:`run_case`, the one place that times a case and hands the result to the gate.
 
-Every test describes its case as data (see :mod:`rps_infer.bench.worker`); the case is
-built by :class:`~rps_infer.bench.worker.CaseBuilder`, in this process, or, when the
+Every test describes its case as data (see :mod:`rps_infer.bench.gate.worker`); the case is
+built by :class:`~rps_infer.bench.gate.worker.CaseBuilder`, in this process, or, when the
 gate runs A/B, in worker processes of the base revision and of the working tree.
 """
 
@@ -16,10 +16,10 @@ import pytest
 from rps_infer import zoo
 from rps_infer.backends.spec import BackendSpec
 from rps_infer.bench import machine
-from rps_infer.bench.ab import WorkerError
-from rps_infer.bench.gate import gate_of
+from rps_infer.bench.gate.ab import WorkerError
+from rps_infer.bench.gate.plugin import gate_of
+from rps_infer.bench.gate.worker import CaseBuilder, CaseParityError, CaseUnavailableError, CaseUnsupportedError
 from rps_infer.bench.timing import plan_for
-from rps_infer.bench.worker import CaseBuilder, CaseParityError, CaseUnavailableError, CaseUnsupportedError
 from rps_infer.runtime import pin_threads
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

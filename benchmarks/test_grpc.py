@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.conftest import run_case
-from rps_infer.bench.load import LoadSpec
+from rps_infer.bench.loadgen.closed_loop import LoadSpec
 
 # unet-ci b1: one 6x128x128 frame + audio (400 kB) in, 3x128x128 out: the transport cost of a frame.
 # digits-*: the classifiers' ModelInfer round trip (label INT64 + probabilities FP32 back).

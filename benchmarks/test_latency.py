@@ -2,7 +2,7 @@
 
 The timed callable is only the backend's ``infer`` on realistic inputs prepared
 outside the timing; its output is checked against the model's reference first, so
-nothing is timed that computes the wrong function (:class:`rps_infer.bench.worker.CaseBuilder`).
+nothing is timed that computes the wrong function (:class:`rps_infer.bench.gate.worker.CaseBuilder`).
 """
 
 from __future__ import annotations

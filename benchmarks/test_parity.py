@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rps_infer.bench.worker import CaseParityError, CaseUnavailableError, CaseUnsupportedError
-from rps_infer.verify import compare_backends
+from rps_infer.bench.gate.worker import CaseParityError, CaseUnavailableError, CaseUnsupportedError
 
 
 def test_parity(case_builder, case):
@@ -17,9 +16,7 @@ def test_parity(case_builder, case):
         pytest.skip(str(exc))
     except CaseParityError as exc:
         pytest.fail(str(exc), pytrace=False)
-    reference = entry.reference_backend()  # the manifest's reference: numpy-fp64 or torch-fp32
-    report = compare_backends(reference, backend, batch_sizes=sorted({1, 3, case.batch}),
-                              tol=entry.tolerance_for(case.backend), weights=getattr(reference, "weights", None),
-                              generator=entry.inputs, seed=11,
-                              reference_label=entry.reference, candidate_label=case.id)
+    # against the manifest's reference: numpy-fp64, torch-fp32 or the native classifier
+    report = entry.check_parity(backend, case.backend, sorted({1, 3, case.batch}), seed=11,
+                                reference_label=entry.reference, candidate_label=case.id)
     assert report, str(report)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import rps_infer.compare as comparator
+import rps_infer.defaults as defaults
 import rps_infer.layers as layer_parity
 import rps_infer.signatures as signatures
 from rps_infer.backends import registry
@@ -33,7 +34,7 @@ from rps_infer.formats import ModelFile
 from rps_infer.inputs import make_feeds
 from rps_infer.nets import mlp
 
-DEFAULT_BATCH_SIZES = (1, 3, 64)
+DEFAULT_BATCH_SIZES = defaults.PARITY_BATCH_SIZES
 @dataclass
 class Decisions:
     """Whether the candidate decides as the reference on every position where the decision

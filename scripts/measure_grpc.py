@@ -17,8 +17,8 @@ import statistics
 import sys
 from collections import defaultdict
 
-from rps_infer.bench.grpc_bench import zoo_artifact
-from rps_infer.bench.load import LoadSpec, run_load
+from rps_infer.bench.loadgen.closed_loop import LoadSpec, run_load
+from rps_infer.bench.loadgen.sweep import zoo_artifact
 from rps_infer.serving.launch import ServerProcess, echo_command, serve_command
 
 

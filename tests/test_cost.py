@@ -95,7 +95,7 @@ def test_bench_writes_the_fps_and_cost_report_with_plots(tmp_path, capsys, monke
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--effort-hours", "40"], "--hourly-rate"),
-    (["--processes", "0"], "positive"),
+    (["--processes", "0"], "argument --processes: must be at least 1"),
 ])
 def test_bench_refuses_half_given_cost_options(extra, message, tmp_path, capsys):
     assert main(["bench", "--model", "unet-ci", "--out", str(tmp_path), *extra]) != 0

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from rps_infer.bench import gate as gate_module
-from rps_infer.bench.schemas import GateConfig, Relation, load_baseline, load_gate_config
-from rps_infer.bench.stats import critical_rank, log_interval, paired_ratio
-from rps_infer.bench.verdicts import Verdict, check_relation, judge_ab, judge_stored, judge_suite
+import rps_infer.bench.gate.plugin as gate_module
+from rps_infer.bench.gate.schemas import GateConfig, Relation, load_baseline, load_gate_config
+from rps_infer.bench.gate.stats import critical_rank, log_interval, paired_ratio
+from rps_infer.bench.gate.verdicts import Verdict, check_relation, judge_ab, judge_stored, judge_suite
 from rps_infer.errors import ConfigError, RevisionError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def test_paired_ratio_refuses_unequal_series():
 
 # -- verdicts ---------------------------------------------------------------------------------
 def _iv(ratio, low, high):
-    from rps_infer.bench.stats import Interval
+    from rps_infer.bench.gate.stats import Interval
 
     return Interval(ratio, low, high, 12, 0.9)
 
@@ -199,7 +199,7 @@ def test_no_baseline_at_all_names_the_fixes(tmp_path):
 
 
 def test_make_baseline_refuses_a_dirty_tree_saying_why(tmp_path, monkeypatch, capsys):
-    from rps_infer.bench import baseline as baseline_tool
+    import rps_infer.bench.gate.baseline as baseline_tool
 
     repo, _ = _git_repo(tmp_path)
     (repo / "uncommitted.py").write_text("x = 1\n")
@@ -218,8 +218,8 @@ class _FakeSession:
         self.fresh_sessions = 0
 
     def measure(self, name, case):
-        from rps_infer.bench.ab import ABResult
-        from rps_infer.bench.stats import paired_ratio
+        from rps_infer.bench.gate.ab import ABResult
+        from rps_infer.bench.gate.stats import paired_ratio
 
         rng = np.random.default_rng(len(self.looks))
         base = 10e-6 * np.exp(rng.normal(0, 0.002, 40))

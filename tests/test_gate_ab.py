@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.planted import plant, throwaway_repo
-from rps_infer.bench.ab import ABSession, Worker
-from rps_infer.bench.revisions import Tree, materialise, recipe_digest, share_models
+from rps_infer.bench.gate.ab import ABSession, Worker
+from rps_infer.bench.gate.revisions import Tree, materialise, recipe_digest, share_models
 from rps_infer.errors import RevisionError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_materialised_revisions_are_read_only_and_share_models_only_for_the_same
 def test_stored_mode_times_here_and_fails_a_case_three_times_its_baseline(tmp_path):
     """Stored mode (a checkout without history, or --gate-mode stored): this run against stored
     numbers. A baseline made a moment ago passes; the same baseline at a third of the time fails."""
-    from rps_infer.bench import baseline as baseline_tool
+    import rps_infer.bench.gate.baseline as baseline_tool
 
     selection = ["benchmarks/test_latency.py", "--backends", "onnxrt-cpu", "-k", "policy-onnxrt-cpu-b1",
                  "--benchmark-only", "-p", "no:cacheprovider"]

@@ -125,7 +125,8 @@ def test_plaintext_on_a_reachable_address_needs_insecure(certs):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--host", "0.0.0.0"], "refusing to serve plaintext on 0.0.0.0"),
-    (["--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"], "cannot read the TLS key"),
+    (["--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"],
+     "argument --tls-cert: no such file or folder: /nonexistent.crt"),
 ])
 def test_serve_refuses_unsafe_or_broken_security_settings(args, message, tmp_path):
     empty = tmp_path / "empty-token"

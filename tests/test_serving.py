@@ -356,7 +356,7 @@ def test_serve_refuses_an_unavailable_device_with_a_clear_error():
 
 
 def test_unet_frames_travel_as_raw_bytes_over_v2(built_zoo):
-    from rps_infer.bench.load import payload
+    from rps_infer.bench.loadgen.closed_loop import payload
 
     entry = built_zoo["unet-ci"]
     frames = payload("unet-ci", 8)  # 8 frames of 6x128x128 and their audio

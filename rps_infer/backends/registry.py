@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rps_infer.errors import ProviderUnavailableError, RpsInferError, UnsupportedModelError
+from rps_infer.errors import ProviderUnavailableError, UnsupportedModelError
+from rps_infer.plugins import Registry
 
 ENTRY_POINT_GROUP = "rps_infer.backends"
 
@@ -106,37 +107,22 @@ BUILTIN = (
                 artifact="native", platform="xgboost", title="XGBoost"),
 )
 
-_registry: dict[str, BackendInfo] = {}
+_REGISTRY: Registry[BackendInfo] = Registry(ENTRY_POINT_GROUP, BackendInfo, lambda: BUILTIN, "backend")
 
 
 def register(info: BackendInfo) -> BackendInfo:
     """Add (or replace) a backend; returns it."""
-    _registry[info.name] = info
-    return info
+    return _REGISTRY.register(info)
 
 
 def backends() -> dict[str, BackendInfo]:
     """Every backend by name: the built-in ones, then those other packages register."""
-    if not _registry:
-        for info in BUILTIN:
-            register(info)
-        from importlib.metadata import entry_points
-
-        for point in entry_points(group=ENTRY_POINT_GROUP):
-            info = point.load()
-            if not isinstance(info, BackendInfo):
-                raise RpsInferError(f"entry point {point.name!r} ({point.value}) of {ENTRY_POINT_GROUP} must name "
-                                    f"a BackendInfo, not {type(info).__name__}")
-            register(info)
-    return _registry
+    return _REGISTRY.all()
 
 
 def get(name: str) -> BackendInfo:
     """The backend called ``name``, or an error listing the known ones."""
-    known = backends()
-    if name not in known:
-        raise RpsInferError(f"unknown backend {name!r}; known: {', '.join(known)}")
-    return known[name]
+    return _REGISTRY.get(name)
 
 
 def runs(name: str, fmt: str, has_weights: bool) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+import rps_infer.defaults as defaults
 from rps_infer.errors import ProviderUnavailableError, RpsInferError
 from rps_infer.zoo import ZooEntry
 
@@ -45,8 +46,8 @@ class ProcessRun:
         return asdict(self)
 
 
-def run_processes(entry: ZooEntry, spec: str, *, processes: int, batch: int = 1, threads: int = 1,
-                  duration_s: float = 10.0, warmup_s: float = 2.0) -> ProcessRun:
+def run_processes(entry: ZooEntry, spec: str, *, processes: int, batch: int = 1, threads: int = defaults.BENCH_THREADS,
+                  duration_s: float = defaults.PROCESS_SECONDS, warmup_s: float = 2.0) -> ProcessRun:
     """Run ``processes`` spawned inference processes for ``duration_s`` and aggregate them.
 
     Raises :class:`ProviderUnavailableError` (from a worker) when the backend cannot run
@@ -108,17 +109,23 @@ def _get(q, timeout: float, workers, what: str):
 def _worker(entry: ZooEntry, spec: str, batch: int, threads: int, warmup_s: float, duration_s: float,
             ready, results, start) -> None:
     """One inference process: load, warm up, report ready, run the window, report calls and latencies."""
+    from rps_infer.bench.timing import Plan, measure
+
+    endless = Plan(rounds=10**9, iterations=1, warmup=0)  # one sample per call, until the deadline
     try:
+        from rps_infer.backends.spec import BackendSpec
         from rps_infer.inputs import make_feeds
         from rps_infer.runtime import pin_threads
 
-        pin_threads(threads, ("pyt", "tf") if spec.startswith("tf") else ("pyt",))
+        pin_threads(threads, (BackendSpec.parse(spec).backend,))
         backend = entry.backend(spec, threads=threads).activate()
         feeds = make_feeds(backend.input_specs, batch, seed=batch, generator=entry.inputs)
-        until = time.perf_counter() + warmup_s
-        backend.infer(feeds)
-        while time.perf_counter() < until:
+
+        def call() -> None:
             backend.infer(feeds)
+
+        call()
+        measure(call, endless, until=time.perf_counter() + warmup_s)
         info = backend.describe()
         ready.put({k: v for k, v in info.items() if k not in ("inputs", "outputs", "model")})
     except BaseException as exc:
@@ -126,16 +133,9 @@ def _worker(entry: ZooEntry, spec: str, batch: int, threads: int, warmup_s: floa
         return
     try:
         start.wait()
-        latencies = []
         began = time.perf_counter()
-        end = began + duration_s
-        now = began
-        while now < end:
-            backend.infer(feeds)
-            after = time.perf_counter()
-            latencies.append(after - now)
-            now = after
-        results.put((len(latencies), now - began, np.asarray(latencies)))
+        latencies = measure(call, endless, until=began + duration_s)
+        results.put((len(latencies), time.perf_counter() - began, latencies))
     except BaseException as exc:
         results.put(_portable(exc))
 

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+import rps_infer.defaults as defaults
 from rps_infer.bench.timing import Plan, measure
 from rps_infer.errors import ParityError, ProviderUnavailableError
 from rps_infer.inputs import make_feeds
-from rps_infer.verify import compare_backends
 from rps_infer.zoo import ZooEntry
 
 EAGER_BASELINE = "pyt-cpu"
@@ -59,8 +59,8 @@ class SweepResult:
                 "skipped": self.skipped}
 
 
-def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], *, threads: int = 1,
-          budget_s: float = 0.5, min_rounds: int = 20,
+def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], *,
+          threads: int = defaults.BENCH_THREADS, budget_s: float = defaults.BENCH_BUDGET_S, min_rounds: int = 20,
           progress: Callable[[str], None] | None = None) -> SweepResult:
     """Check parity, then time ``infer`` for every backend x batch size (``budget_s`` seconds of
     calls, at least ``min_rounds``)."""
@@ -84,8 +84,7 @@ def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], 
             done += 1
             if progress:
                 progress(f"[{done}/{total}] {spec} batch {batch}")
-            parity = compare_backends(reference, backend, batch_sizes=(batch,), tol=entry.tolerance_for(spec),
-                                      weights=getattr(reference, "weights", None), generator=entry.inputs)
+            parity = entry.check_parity(backend, spec, (batch,), reference=reference)
             if not parity:
                 result.skipped[f"{spec} b{batch}"] = f"parity FAILED, not timed: {parity.failures()[0]}"
                 continue

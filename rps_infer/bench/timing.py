@@ -1,7 +1,7 @@
-"""Timing plans and a plain timing loop (``time.perf_counter``; never ``time.time``).
+"""Timing plans and THE timing loop (``time.perf_counter``; never ``time.time``).
 
-The benchmark suite lets pytest-benchmark time with a :class:`Plan`; the gate's
-re-measurement and ``rps-infer bench`` use :func:`measure` with the same plan.
+The benchmark suite lets pytest-benchmark time with a :class:`Plan`; the gate's workers,
+``rps-infer bench`` and the multi-process runs use :func:`measure`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+import rps_infer.defaults as defaults
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Plan:
     warmup: int
 
 
-def plan_for(fn: Callable[[], object], *, min_round_s: float = 2e-4, budget_s: float = 0.5,
+def plan_for(fn: Callable[[], object], *, min_round_s: float = 2e-4, budget_s: float = defaults.BENCH_BUDGET_S,
              min_rounds: int = 15, max_rounds: int = 2000) -> Plan:
     """Choose iterations so one round lasts at least ``min_round_s`` (timer noise stays
     below ~0.1 %), and rounds so the timed part lasts about ``budget_s``."""
@@ -36,20 +38,24 @@ def plan_for(fn: Callable[[], object], *, min_round_s: float = 2e-4, budget_s: f
     return Plan(rounds=rounds, iterations=iterations, warmup=max(2, rounds // 10))
 
 
-def measure(fn: Callable[[], object], plan: Plan) -> np.ndarray:
-    """Per-call seconds, one sample per timed round."""
+def measure(fn: Callable[[], object], plan: Plan, until: float | None = None) -> np.ndarray:
+    """Per-call seconds, one sample per timed round; with ``until`` (a ``time.perf_counter``
+    instant) the timed rounds stop there, however many ``plan`` allows. THE timing loop."""
     loop = range(plan.iterations)
     for _ in range(plan.warmup):
         for _ in loop:
             fn()
-    samples = np.empty(plan.rounds)
+    samples: list[float] = []
     clock = time.perf_counter
-    for r in range(plan.rounds):
-        start = clock()
+    deadline = float("inf") if until is None else until
+    start = clock()
+    while len(samples) < plan.rounds and start < deadline:
         for _ in loop:
             fn()
-        samples[r] = (clock() - start) / plan.iterations
-    return samples
+        end = clock()
+        samples.append((end - start) / plan.iterations)
+        start = end
+    return np.array(samples)
 
 
 def spin(seconds: float) -> None:

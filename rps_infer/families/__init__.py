@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rps_infer.errors import RpsInferError
+from rps_infer.plugins import Registry
 from rps_infer.schemas import Strict
 
 ENTRY_POINT_GROUP = "rps_infer.families"
@@ -52,36 +52,25 @@ class Family:
     demo: str | None = None
 
 
-_registry: dict[str, Family] = {}
+def _builtins() -> tuple[Family, ...]:
+    from rps_infer.families import digits, mlp, unet
+
+    return mlp.FAMILY, unet.FAMILY, digits.FAMILY
+
+
+_REGISTRY: Registry[Family] = Registry(ENTRY_POINT_GROUP, Family, _builtins, "model family")
 
 
 def register(family: Family) -> Family:
     """Add (or replace) a family; returns it."""
-    _registry[family.name] = family
-    return family
+    return _REGISTRY.register(family)
 
 
 def families() -> dict[str, Family]:
     """Every family by name: the built-in ones, then those other packages register."""
-    if not _registry:
-        from importlib.metadata import entry_points
-
-        from rps_infer.families import digits, mlp, unet
-
-        for family in (mlp.FAMILY, unet.FAMILY, digits.FAMILY):
-            register(family)
-        for point in entry_points(group=ENTRY_POINT_GROUP):
-            family = point.load()
-            if not isinstance(family, Family):
-                raise RpsInferError(f"entry point {point.name!r} ({point.value}) of {ENTRY_POINT_GROUP} must name "
-                                    f"a Family, not {type(family).__name__}")
-            register(family)
-    return _registry
+    return _REGISTRY.all()
 
 
 def get(name: str) -> Family:
     """The family called ``name``, or an error listing the known ones."""
-    known = families()
-    if name not in known:
-        raise RpsInferError(f"unknown model family {name!r}; known: {', '.join(known)}")
-    return known[name]
+    return _REGISTRY.get(name)

@@ -18,47 +18,19 @@ import sys
 import threading
 import time
 from concurrent import futures
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rps_infer.backends import registry
 from rps_infer.errors import RpsInferError
 from rps_infer.serving import security
 from rps_infer.serving.batching import AdaptiveBatcher
+from rps_infer.serving.config import ServerConfig
 from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
-from rps_infer.serving.security import SecurityConfig
 from rps_infer.serving.service import ModelRegistry, ServedModel, ServingOptions
 
 log = logging.getLogger("rps_infer.serving")
 SERVICE_NAMES = ("neural.NeuralService", "inference.GRPCInferenceService")
 READY_LINE = "rps-infer serving on {host}:{port}"
-
-
-@dataclass
-class ServerConfig:
-    """Everything ``rps-infer serve`` takes."""
-
-    policy: Path | None = None
-    value: Path | None = None
-    models: dict[str, Path] = field(default_factory=dict)
-    model_repository: Path | None = None
-    backend: str = "onnxrt"
-    device: str = "cpu"
-    precision: str = "fp32"
-    host: str = "127.0.0.1"
-    port: int = 50053
-    workers: int = 1
-    threads: int = 16  # gRPC handler threads per worker
-    intra_op_threads: int = 1  # per model; more helps large models, hurts tiny ones
-    max_batch_size: int = 512
-    batch_timeout_us: int = 0
-    batching: bool = True
-    max_message_mb: int = 64
-    allow_nonfinite: bool = False
-    allow_any_head: bool = False  # serve a policy / value whose outputs are not probabilities / in [0, 1]
-    metrics_port: int | None = None
-    grace_s: float = 10.0
-    security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
 def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = None) -> ServedModel:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import rps_infer.defaults as defaults
 from rps_infer.backends.base import Backend
 from rps_infer.errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
 from rps_infer.serving import codecs, wire
@@ -51,7 +52,7 @@ class ServedModel:
 class ServingOptions:
     """Request limits shared by both APIs."""
 
-    max_batch_size: int = 512
+    max_batch_size: int = defaults.MAX_BATCH_SIZE
     allow_nonfinite: bool = False
 
 

@@ -4,7 +4,7 @@ Two modes, chosen per run and always named in the gate's table:
 
 - **A/B** (``--gate-mode ab``; what ``auto`` picks in a git checkout): every timed case
   runs in the same run against the *base revision*'s ``rps_infer`` and the working
-  tree's, interleaved in worker processes (:mod:`rps_infer.bench.ab`), whatever the
+  tree's, interleaved in worker processes (:mod:`rps_infer.bench.gate.ab`), whatever the
   machine. The base is ``--gate-base REV``, else the ``commit`` of this runner class's
   baseline, else the newest ``commit`` among the committed baselines. A base that cannot
   be found or run fails the run with one line saying how to fix it, unless
@@ -13,8 +13,8 @@ Two modes, chosen per run and always named in the gate's table:
   run against ``benchmarks/baselines/<runner-class>.json``, only meaningful on that
   machine class; allowances from the baseline's own run-to-run spread.
 
-Verdicts are :mod:`rps_infer.bench.verdicts`; settings are ``[tool.rps_infer.gate]``
-(:class:`rps_infer.bench.schemas.GateConfig`). A gated run that compared nothing fails.
+Verdicts are :mod:`rps_infer.bench.gate.verdicts`; settings are ``[tool.rps_infer.gate]``
+(:class:`rps_infer.bench.gate.schemas.GateConfig`). A gated run that compared nothing fails.
 """
 
 from __future__ import annotations
@@ -27,10 +27,18 @@ import numpy as np
 import pytest
 
 from rps_infer.bench import machine
-from rps_infer.bench.ab import ABResult, ABSession
-from rps_infer.bench.revisions import Tree, commit_time, has_history, materialise, resolve
-from rps_infer.bench.schemas import BaselineFile, GateConfig, load_baseline, load_gate_config
-from rps_infer.bench.verdicts import GateRow, SuiteVerdict, Verdict, check_relation, judge_ab, judge_stored, judge_suite
+from rps_infer.bench.gate.ab import ABResult, ABSession
+from rps_infer.bench.gate.revisions import Tree, commit_time, has_history, materialise, resolve
+from rps_infer.bench.gate.schemas import BaselineFile, GateConfig, load_baseline, load_gate_config
+from rps_infer.bench.gate.verdicts import (
+    GateRow,
+    SuiteVerdict,
+    Verdict,
+    check_relation,
+    judge_ab,
+    judge_stored,
+    judge_suite,
+)
 from rps_infer.errors import ConfigError, RevisionError
 from rps_infer.tables import render, us
 

@@ -1,12 +1,12 @@
 """Write a latency baseline from several fresh runs of the benchmark suite.
 
-    python -m rps_infer.bench.baseline [--repetitions 5] [--runner-class NAME] [-- PYTEST ARGS]
+    python -m rps_infer.bench.gate.baseline [--repetitions 5] [--runner-class NAME] [-- PYTEST ARGS]
 
 Runs ``pytest benchmarks --benchmark-only`` REPETITIONS times (each in its own
 process), takes every case's median per run, and writes the median of those medians
 to ``benchmarks/baselines/<runner-class>.json`` together with the spread between
 runs ((max - min) / median per case): stored mode's allowances. The file names the
-commit it measured (schema :data:`~rps_infer.bench.schemas.BASELINE_SCHEMA`), which is
+commit it measured (schema :data:`~rps_infer.bench.gate.schemas.BASELINE_SCHEMA`), which is
 what the A/B gate times against, so the tree must be clean: a baseline of uncommitted
 code would name a revision that did not produce it.
 """
@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 
 from rps_infer.bench import machine
-from rps_infer.bench.revisions import dirty_files, git
-from rps_infer.bench.schemas import BASELINE_SCHEMA, BaselineFile, validated
+from rps_infer.bench.gate.revisions import dirty_files, git
+from rps_infer.bench.gate.schemas import BASELINE_SCHEMA, BaselineFile, validated
 from rps_infer.util import atomic_write
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent

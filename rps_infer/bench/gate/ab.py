@@ -1,11 +1,11 @@
 """Same-run A/B timing of two source trees (asv ``continuous``'s design, interleaved).
 
 The controller (the pytest process, or ``rps-infer bench --ab``) starts long-lived
-worker processes, :data:`~rps_infer.bench.schemas.GateConfig.workers` per tree, alternately
+worker processes, :data:`~rps_infer.bench.gate.schemas.GateConfig.workers` per tree, alternately
 (base 0, head 0, base 1, head 1 ...), each ``python -m rps_infer _bench-worker`` run in
 its own tree with ``PYTHONPATH`` set to that tree and nothing else inherited that
 could redirect the import. What to time comes from the head (case descriptions); how
-each tree builds it is its own code (:mod:`rps_infer.bench.worker`).
+each tree builds it is its own code (:mod:`rps_infer.bench.gate.worker`).
 
 Per case every worker prepares it (parity checked on both sides), then ``blocks`` block
 pairs are timed (fewer, but at least 10, where they would take more than
@@ -23,7 +23,7 @@ A side of a pair counts by its fastest round. On these shared VMs interference o
 ever adds time, in bursts of 10-100 ms that move a block's median by up to 2x while its
 fastest round stays on the floor (measured: benchmarks/README.md, "The gate"). A pair's
 ratio is head/base of the two sides' fastest rounds;
-:func:`rps_infer.bench.stats.paired_ratio` gives the estimate (the median of the pairwise
+:func:`rps_infer.bench.gate.stats.paired_ratio` gives the estimate (the median of the pairwise
 averaged log ratios) and its interval.
 """
 
@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rps_infer.bench.revisions import Tree
-from rps_infer.bench.stats import Interval, paired_ratio
-from rps_infer.bench.worker import PROTOCOL
+from rps_infer.bench.gate.revisions import Tree
+from rps_infer.bench.gate.stats import Interval, paired_ratio
+from rps_infer.bench.gate.worker import PROTOCOL
 from rps_infer.errors import RevisionError, RpsInferError
 
 MIN_ROUND_S = 2e-4  # a timed round lasts at least this long (timer noise < 0.1 %)
@@ -193,7 +193,7 @@ class ABSession:
     def start(self, all_models: bool = False, progress=None, models: list[str] | None = None) -> None:
         """Start the workers alternately; build each tree's zoo, or only ``models`` (sharing
         the head's with the base where the recipes are identical)."""
-        from rps_infer.bench.revisions import share_models
+        from rps_infer.bench.gate.revisions import share_models
 
         try:
             self._launch()

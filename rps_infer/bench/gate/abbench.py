@@ -2,7 +2,7 @@
 
 Every backend x batch size of one zoo model is timed in the same run against BASE's
 ``rps_infer`` and HEAD's (default: the working tree), interleaved in worker processes
-exactly as the gate does (:mod:`rps_infer.bench.ab`), and reported as ratios with
+exactly as the gate does (:mod:`rps_infer.bench.gate.ab`), and reported as ratios with
 intervals and the gate's verdicts, in the usual report files.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rps_infer.bench.ab import ABSession
-from rps_infer.bench.revisions import Tree, materialise, resolve, share_models
-from rps_infer.bench.schemas import GateConfig
-from rps_infer.bench.verdicts import judge_ab
+from rps_infer.bench.gate.ab import ABSession
+from rps_infer.bench.gate.revisions import Tree, materialise, resolve, share_models
+from rps_infer.bench.gate.schemas import GateConfig
+from rps_infer.bench.gate.verdicts import judge_ab
 from rps_infer.errors import RpsInferError
 from rps_infer.tables import render, us
 

@@ -128,15 +128,12 @@ class CaseBuilder:
 
     def _latency(self, case: dict) -> Prepared:
         from rps_infer.inputs import make_feeds
-        from rps_infer.verify import compare_backends
 
         entry = self.entry(case["model"])
         backend = self.backend(case["model"], case["backend"])
         batch = int(case["batch"])
         feeds = make_feeds(backend.input_specs, batch, seed=batch, generator=entry.inputs)
-        reference = entry.reference_backend()
-        parity = compare_backends(reference, backend, batch_sizes=(batch,), tol=entry.tolerance_for(case["backend"]),
-                                  weights=getattr(reference, "weights", None), generator=entry.inputs)
+        parity = entry.check_parity(backend, case["backend"], (batch,))
         if not parity:
             raise CaseParityError(str(parity))
         info = backend.describe()
@@ -170,7 +167,7 @@ class CaseBuilder:
         return Prepared(lambda: keras_model.predict(x, verbose=0), {"backend": "keras-predict", "device": "cpu"})
 
     def _grpc(self, case: dict) -> Prepared:
-        from rps_infer.bench.load import LoadSpec, make_call, payload
+        from rps_infer.bench.loadgen.closed_loop import LoadSpec, make_call, payload
         from rps_infer.client import decode_response
         from rps_infer.compare import compare
 

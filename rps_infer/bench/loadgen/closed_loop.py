@@ -1,8 +1,10 @@
-"""Closed-loop gRPC load from separate processes (one client in one process is GIL-bound).
+"""THE closed-loop gRPC client, run from separate processes (one client in one process is
+GIL-bound); what ``rps-infer bench --target``, the soak and the gated suite's load use.
 
-Each client thread sends one request, waits for the answer, sends the next. Only
-requests that start after the warm-up and finish inside the measured window count.
-Server CPU time is read from /proc for the server's process tree over the same window.
+Each client thread cycles through its calls: it sends one request, waits for the answer,
+sends the next, and records every call (when it ended, how long it took, its status).
+:func:`run_load` counts the calls that start after the warm-up and end inside the
+measured window, and reads the server's CPU time from /proc over the same window.
 """
 
 from __future__ import annotations
@@ -10,14 +12,21 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_module
+import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+import rps_infer.defaults as defaults
+
 APIS = ("neural", "v2")
 STARTUP_S = 1.5  # time the client processes get to start before the load begins (spawn + imports)
+CALL_TIMEOUT_S = 30.0
+# One call of a client: (ended at, seconds since the load began; latency in seconds; status name)
+Record = tuple[float, float, str]
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ class LoadSpec:
     batch: int
     concurrency: int
     duration_s: float
-    warmup_s: float = 1.0
+    warmup_s: float = defaults.LOAD_WARMUP_S
 
     @property
     def rpc(self) -> str:
@@ -96,81 +105,102 @@ def make_call(spec: LoadSpec):
     return stub.BatchPredict, request, channel
 
 
-def _client_process(spec: LoadSpec, threads: int, begin: float, queue) -> None:
-    import threading
-
+def client_loop(specs: Sequence[LoadSpec], begin: float, end: float, offset: int = 0,
+                timeout: float = CALL_TIMEOUT_S) -> list[Record]:
+    """One client: from ``begin`` to ``end`` (``time.monotonic``), call ``specs`` in turn
+    (starting at ``offset``), each as soon as the previous one answered."""
     import grpc
 
-    start, end = begin + spec.warmup_s, begin + spec.warmup_s + spec.duration_s
-    results: list[tuple[list[float], Counter]] = []
-
-    def client() -> None:
-        call, request, channel = make_call(spec)
-        latencies: list[float] = []
-        errors: Counter = Counter()
-        while time.monotonic() < begin:
-            time.sleep(0.001)
-        while True:
-            t0 = time.monotonic()
-            if t0 >= end:
-                break
-            code = None
-            try:
-                call(request, timeout=30)
-            except grpc.RpcError as exc:
-                code = exc.code().name
-            t1 = time.monotonic()
-            if t0 >= start and t1 <= end:
-                if code is None:
-                    latencies.append(t1 - t0)
-                else:
-                    errors[code] += 1
+    calls = [make_call(spec) for spec in specs]
+    records: list[Record] = []
+    i = offset
+    while time.monotonic() < begin:
+        time.sleep(0.001)
+    while (t0 := time.monotonic()) < end:
+        call, request, _ = calls[i % len(calls)]
+        i += 1
+        code = "OK"
+        try:
+            call(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            code = exc.code().name
+        t1 = time.monotonic()
+        records.append((t1 - begin, t1 - t0, code))
+    for _, _, channel in calls:
         channel.close()
-        results.append((latencies, errors))
+    return records
 
-    pool = [threading.Thread(target=client) for _ in range(threads)]
+
+def _client_process(specs: Sequence[LoadSpec], threads: int, begin: float, end: float, timeout: float,
+                    results) -> None:
+    """``threads`` clients in one process; puts all their records on ``results``."""
+    collected: list[Record] = []
+    lock = threading.Lock()
+
+    def client(offset: int) -> None:
+        mine = client_loop(specs, begin, end, offset, timeout)
+        with lock:
+            collected.extend(mine)
+
+    pool = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    queue.put(([x for lat, _ in results for x in lat], sum((e for _, e in results), Counter())))
+    results.put(collected)
+
+
+class ClientPool:
+    """``concurrency`` client threads spread over ``processes`` spawned processes (default one
+    per core), running ``specs`` from ``begin`` (``STARTUP_S`` from now) for ``seconds``."""
+
+    def __init__(self, specs: Sequence[LoadSpec], concurrency: int, seconds: float, processes: int | None = None,
+                 timeout: float = CALL_TIMEOUT_S, startup_s: float = STARTUP_S) -> None:
+        processes = processes or max(1, min(concurrency, os.cpu_count() or 1))
+        shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
+        ctx = multiprocessing.get_context("spawn")  # no inherited gRPC state in the clients
+        self.results = ctx.Queue()
+        self.begin = time.monotonic() + startup_s
+        self.end = self.begin + seconds
+        self.timeout = timeout
+        self.procs = [ctx.Process(target=_client_process, args=(list(specs), n, self.begin, self.end, timeout,
+                                                                self.results), daemon=True) for n in shares if n]
+        for p in self.procs:
+            p.start()
+
+    def records(self) -> list[Record]:
+        """Every client's records, once all have finished (a dead client process is an error)."""
+        collected: list[Record] = []
+        received, deadline = 0, self.end + self.timeout + 90
+        while received < len(self.procs):
+            try:
+                collected.extend(self.results.get(timeout=1.0))
+                received += 1
+            except queue_module.Empty:
+                dead = [p for p in self.procs if p.exitcode not in (None, 0)]
+                if dead or time.monotonic() > deadline:
+                    codes = [p.exitcode for p in self.procs]
+                    raise RuntimeError(f"load client process failed (exit codes {codes})") from None
+        for p in self.procs:
+            p.join(30)
+        return collected
 
 
 def run_load(spec: LoadSpec, server_pids: list[int] | None = None, processes: int | None = None) -> LoadResult:
     """Run ``spec`` from ``processes`` client processes (default: one per core, at most one per client)."""
     if spec.api not in APIS:
         raise ValueError(f"api must be one of {APIS}, got {spec.api!r}")
-    processes = processes or max(1, min(spec.concurrency, os.cpu_count() or 1))
-    shares = [spec.concurrency // processes + (i < spec.concurrency % processes) for i in range(processes)]
-    ctx = multiprocessing.get_context("spawn")  # no inherited gRPC state in the clients
-    queue = ctx.Queue()
-    begin = time.monotonic() + STARTUP_S
-    procs = [ctx.Process(target=_client_process, args=(spec, n, begin, queue), daemon=True) for n in shares if n]
-    for p in procs:
-        p.start()
-    window_start = begin + spec.warmup_s
+    pool = ClientPool([spec], spec.concurrency, spec.warmup_s + spec.duration_s, processes)
+    window_start = pool.begin + spec.warmup_s
     time.sleep(max(0.0, window_start - time.monotonic()))
     cpu_before = cpu_seconds(server_pids) if server_pids else None
-    time.sleep(max(0.0, window_start + spec.duration_s - time.monotonic()))
+    time.sleep(max(0.0, pool.end - time.monotonic()))
     cpu_after = cpu_seconds(server_pids) if server_pids else None
-    latencies: list[float] = []
-    errors: Counter = Counter()
-    received, deadline = 0, time.monotonic() + 120
-    while received < len(procs):
-        try:
-            lat, err = queue.get(timeout=1.0)
-        except queue_module.Empty:
-            dead = [p for p in procs if p.exitcode not in (None, 0)]
-            if dead or time.monotonic() > deadline:
-                raise RuntimeError(f"load client process failed (exit codes {[p.exitcode for p in procs]})") from None
-            continue
-        received += 1
-        latencies.extend(lat)
-        errors.update(err)
-    for p in procs:
-        p.join(30)
+    counted = [r for r in pool.records() if r[0] - r[1] >= spec.warmup_s and r[0] <= spec.warmup_s + spec.duration_s]
+    latencies = np.array([r[1] for r in counted if r[2] == "OK"])
+    errors = Counter(r[2] for r in counted if r[2] != "OK")
     cpu = None if cpu_before is None else cpu_after - cpu_before
-    return LoadResult(spec, np.array(latencies), dict(errors), spec.duration_s, cpu)
+    return LoadResult(spec, latencies, dict(errors), spec.duration_s, cpu)
 
 
 def process_tree(pid: int) -> list[int]:

@@ -10,17 +10,14 @@ server process and its workers, from /proc). A call still unanswered after
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import queue as queue_module
-import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from rps_infer.bench.load import LoadSpec, make_call, process_tree
+import rps_infer.defaults as defaults
+from rps_infer.bench.loadgen.closed_loop import ClientPool, LoadSpec, process_tree
 
 MIX = (("neural", "policy", 1), ("neural", "value", 16), ("v2", "policy", 1), ("v2", "value", 8))
 STUCK_S = 10.0
@@ -85,76 +82,26 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
-def _client_process(target: str, threads: int, begin: float, end: float, results) -> None:
-    import grpc
-
-    records: list[tuple[float, float, str]] = []  # (finished at, seconds, status name)
-    lock = threading.Lock()
-
-    def client(offset: int) -> None:
-        calls = [make_call(LoadSpec(target, api, model, batch, 1, 0)) for api, model, batch in MIX]
-        mine = []
-        i = offset
-        while time.monotonic() < begin:
-            time.sleep(0.001)
-        while (t0 := time.monotonic()) < end:
-            call, request, _ = calls[i % len(calls)]
-            i += 1
-            code = "OK"
-            try:
-                call(request, timeout=STUCK_S)
-            except grpc.RpcError as exc:
-                code = exc.code().name
-            t1 = time.monotonic()
-            mine.append((t1 - begin, t1 - t0, code))
-        for _, _, channel in calls:
-            channel.close()
-        with lock:
-            records.extend(mine)
-
-    pool = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    results.put(records)
-
-
 def run_soak(target: str, *, duration_s: float, concurrency: int, processes: int | None = None,
-             server_pids: list[int] | None = None, warmup_s: float = 3.0, interval_s: float = 1.0,
-             progress=None) -> SoakResult:
+             server_pids: list[int] | None = None, warmup_s: float = defaults.SOAK_WARMUP_S,
+             interval_s: float = defaults.SOAK_INTERVAL_S, progress=None) -> SoakResult:
     """Run the mix from ``concurrency`` client threads in ``processes`` processes for
     ``warmup_s + duration_s`` seconds; memory is sampled every ``interval_s``."""
     if duration_s <= 0 or concurrency < 1 or interval_s <= 0:
         raise ValueError("duration and interval must be positive, concurrency at least 1")
-    processes = processes or max(1, min(concurrency, os.cpu_count() or 1))
-    shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
-    ctx = multiprocessing.get_context("spawn")
-    results = ctx.Queue()
-    begin = time.monotonic() + STARTUP_S
-    end = begin + warmup_s + duration_s
-    procs = [ctx.Process(target=_client_process, args=(target, n, begin, end, results), daemon=True)
-             for n in shares if n]
-    for p in procs:
-        p.start()
+    mix = [LoadSpec(target, api, model, batch, 1, 0) for api, model, batch in MIX]
+    pool = ClientPool(mix, concurrency, warmup_s + duration_s, processes, timeout=STUCK_S, startup_s=STARTUP_S)
     rss: list[tuple[float, float]] = []  # (seconds since begin, MiB)
-    while (now := time.monotonic()) < end:
-        if now >= begin and server_pids:
-            rss.append((now - begin, rss_mb(server_pids)))
+    while (now := time.monotonic()) < pool.end:
+        if now >= pool.begin and server_pids:
+            rss.append((now - pool.begin, rss_mb(server_pids)))
             if progress:
-                progress(f"soak {now - begin:5.1f}/{warmup_s + duration_s:g} s, server RSS {rss[-1][1]:.0f} MiB")
-        time.sleep(min(interval_s, max(0.0, end - time.monotonic())))
+                progress(f"soak {now - pool.begin:5.1f}/{warmup_s + duration_s:g} s, server RSS {rss[-1][1]:.0f} MiB")
+        time.sleep(min(interval_s, max(0.0, pool.end - time.monotonic())))
     if server_pids:
-        rss.append((time.monotonic() - begin, rss_mb(server_pids)))
-    records: list[tuple[float, float, str]] = []
-    for _ in procs:
-        try:
-            records.extend(results.get(timeout=STUCK_S + 60))
-        except queue_module.Empty:
-            raise RuntimeError(f"soak client failed (exit codes {[p.exitcode for p in procs]})") from None
-    for p in procs:
-        p.join(30)
-    return _summarise(target, duration_s, warmup_s, concurrency, len(procs), interval_s, records, rss)
+        rss.append((time.monotonic() - pool.begin, rss_mb(server_pids)))
+    records = pool.records()
+    return _summarise(target, duration_s, warmup_s, concurrency, len(pool.procs), interval_s, records, rss)
 
 
 def _summarise(target, duration_s, warmup_s, concurrency, processes, interval_s, records, rss) -> SoakResult:

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rps_infer.bench.schemas import Relation
-from rps_infer.bench.stats import Interval, log_interval
+from rps_infer.bench.gate.schemas import Relation
+from rps_infer.bench.gate.stats import Interval, log_interval
 
 
 class Verdict(enum.Enum):

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from rps_infer.bench.load import LoadSpec, run_load
+import rps_infer.defaults as defaults
+from rps_infer.bench.loadgen.closed_loop import LoadSpec, run_load
 from rps_infer.serving.launch import ServerProcess, echo_command
 
 
 def grpc_sweep(target: str, apis: Sequence[str], model: str, batch_sizes: Sequence[int],
-               concurrencies: Sequence[int], *, duration_s: float, warmup_s: float = 1.0,
+               concurrencies: Sequence[int], *, duration_s: float, warmup_s: float = defaults.LOAD_WARMUP_S,
                server_pids: list[int] | None = None, echo: bool = False, inprocess: bool = False,
                progress: Callable[[str], None] | None = None) -> list[dict]:
     """Rows for the service (and echo / in-process when asked), one per api x batch x concurrency."""

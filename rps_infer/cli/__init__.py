@@ -1,0 +1,87 @@
+"""The ``rps-infer`` command line: one module per command, shared argument types and groups
+(:mod:`rps_infer.cli.args`), and here the one map from errors to exit codes.
+
+Exit codes: 0 success; 1 a negative verdict (models disagree, a conversion refused for a
+parity failure, a soak with errors); 2 unusable input or environment (bad file, unknown
+option value, missing provider, a port in use); 130 on Ctrl-C. Errors print one line;
+``--debug``, anywhere on the command line, shows the traceback and what the frameworks printed.
+
+Each command module has ``add_parser(subparsers)`` and ``run(args) -> int``; its heavy
+imports happen inside ``run``, so ``rps-infer --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from rps_infer.errors import ParityError, RpsInferError
+from rps_infer.version import VERSION
+
+EXIT_OK, EXIT_MISMATCH, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
+COMMANDS = ("convert", "quantize", "verify", "info", "models", "bench", "serve", "soak", "demo")
+# First match wins; anything else is a bug: its traceback is shown.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (ParityError, EXIT_MISMATCH),
+    (RpsInferError, EXIT_UNUSABLE),
+    (OSError, EXIT_UNUSABLE),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also documents every command in ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="rps-infer",
+        description="Convert models between Go JSON, PyTorch, Keras and ONNX; prove they compute "
+        "the same function; serve and benchmark them.",
+    )
+    parser.add_argument("--version", action="version", version=f"rps_infer {VERSION}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors (accepted anywhere)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        command_module(name).add_parser(sub)
+    return parser
+
+
+def command_module(name: str):
+    """The module implementing command ``name``."""
+    return importlib.import_module(f"rps_infer.cli.{name}")
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """The exit code for ``exc``, or None for an error that is a bug."""
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rps-infer`` console script."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad option (argparse printed why)
+        return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
+    args.debug, args.argv = debug, argv  # argv: the command the reports record
+    if debug:  # what exporters printed (captured: never a bare traceback without --debug)
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        logging.getLogger("rps_infer.export").setLevel(logging.DEBUG)
+    try:
+        return command_module(args.command).run(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None or debug:
+            raise
+        if isinstance(exc, ParityError):
+            print(exc, file=sys.stderr)  # the full report: where it diverges and why
+        else:
+            print(f"rps-infer {args.command}: error: {exc}", file=sys.stderr)
+        return code

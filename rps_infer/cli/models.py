@@ -1,0 +1,34 @@
+"""``rps-infer models build|list``: the model zoo (models/zoo.toml)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    """Register the command."""
+    p = sub.add_parser("models", help="the model zoo (models/zoo.toml)")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    b = msub.add_parser("build", help="build the zoo's artifacts into models/build/")
+    b.add_argument("names", nargs="*", metavar="NAME", help="models or families (digits) to build (default: all)")
+    b.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    msub.add_parser("list", help="list the zoo's models and the backends each is timed on")
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the zoo, or build the named entries."""
+    import rps_infer.zoo as zoo
+
+    entries = zoo.load_zoo()
+    if args.models_command == "list":
+        for e in entries.values():
+            params = e.params.model_dump()
+            source = e.source.name if e.source is not None else ", ".join(f"{k}={v}" for k, v in params.items())
+            print(f"{e.name:14} {e.family:8} {source:24} tolerance={e.tolerance} ci={e.ci} built={e.is_built()} "
+                  f"backends={','.join(e.backends)}")
+        return 0
+    selected = zoo.select(entries, args.names)
+    zoo.build(selected, force=args.force, progress=lambda msg: print(f"  {msg}"))
+    for e in selected:
+        print(f"{e.name}: {e.onnx_path}")
+    return 0

@@ -1,0 +1,88 @@
+"""``rps-infer serve``: serve models over gRPC (NeuralService and the Open Inference Protocol)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rps_infer.cli import args as common
+from rps_infer.serving.config import ServerConfig
+
+
+def add_parser(sub) -> None:
+    """Register the command; every default is :class:`~rps_infer.serving.config.ServerConfig`'s."""
+    d = ServerConfig
+    p = sub.add_parser("serve", help="serve models over gRPC (NeuralService and Open Inference Protocol)",
+                       description="Serve the policy and value models (default: the zoo's, built on first use) "
+                       "on the NeuralService API and the Open Inference Protocol (KServe v2) gRPC API, with "
+                       "health checking and reflection. Prints 'rps-infer serving on HOST:PORT' when ready; "
+                       "SIGTERM drains in-flight calls and exits 0.")
+    p.add_argument("--policy", type=common.existing_file, help="policy model file (default: the zoo's policy)")
+    p.add_argument("--value", type=common.existing_file, help="value model file (default: the zoo's value)")
+    p.add_argument("--model", type=common.name_path, action="append", default=[], metavar="NAME=PATH",
+                   help="serve another model on the v2 API (repeatable)")
+    p.add_argument("--model-repository", type=common.existing_folder, metavar="DIR",
+                   help="also serve every DIR/<name>.onnx as <name> (sidecar DIR/<name>.toml: backend, device, "
+                   "precision, batching, tolerance); one that fails to load is not ready, the others serve")
+    p.add_argument("--backend", choices=["onnxrt", "pyt", "tf"], default=d.backend)
+    p.add_argument("--device", default=d.device, help="cpu, cuda, tensorrt, openvino, coreml, directml (onnxrt)")
+    p.add_argument("--precision", default=d.precision, choices=["fp32", "fp16", "bf16", "int8"],
+                   help="onnxrt: fp32, fp16, int8 (variants built beside the model, parity-checked); "
+                   "pyt: fp32, fp16, bf16 autocast (default fp32)")
+    p.add_argument("--host", default=d.host)
+    p.add_argument("--port", type=common.port, default=d.port, help=f"default {d.port}; 0 picks a free port")
+    p.add_argument("--workers", type=common.count, default=d.workers,
+                   help="processes sharing the port (SO_REUSEPORT)")
+    p.add_argument("--threads", type=common.count, default=d.threads,
+                   help=f"gRPC handler threads per worker (default {d.threads})")
+    p.add_argument("--intra-op-threads", type=common.count, default=d.intra_op_threads,
+                   help=f"threads per model inference (ORT intra-op without spinning, torch); default "
+                   f"{d.intra_op_threads}")
+    p.add_argument("--max-batch-size", type=common.count, default=d.max_batch_size,
+                   help=f"largest batch a request may carry and the batcher may form (default {d.max_batch_size})")
+    p.add_argument("--batch-timeout-us", type=common.non_negative_int, default=d.batch_timeout_us,
+                   help="how long the batcher waits for more requests (default 0: no added wait)")
+    p.add_argument("--no-batching", action="store_true", help="one backend call per request")
+    p.add_argument("--max-message-mb", type=common.count, default=d.max_message_mb,
+                   help=f"gRPC message size limit both ways (default {d.max_message_mb})")
+    p.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf inputs")
+    p.add_argument("--allow-any-head", action="store_true", help="serve a --policy that does not output "
+                   "probabilities or a --value outside [0, 1] (refused by default, with the likely cause)")
+    p.add_argument("--metrics-port", type=common.fixed_port, help="export Prometheus metrics on this port "
+                   "(off by default)")
+    p.add_argument("--grace", type=common.non_negative_seconds, default=d.grace_s,
+                   help=f"seconds in-flight calls get on SIGTERM (default {d.grace_s:g})")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    g = p.add_argument_group("security")
+    g.add_argument("--tls-cert", type=common.existing_file, metavar="PEM",
+                   help="serve TLS only, with this certificate (chain)")
+    g.add_argument("--tls-key", type=common.existing_file, metavar="PEM", help="the certificate's private key")
+    g.add_argument("--tls-client-ca", type=common.existing_file, metavar="PEM",
+                   help="mutual TLS: clients must present a certificate signed by this CA")
+    g.add_argument("--auth-token-file", type=common.existing_file, metavar="FILE",
+                   help="require 'authorization: Bearer <token>' metadata on every call but health checks")
+    g.add_argument("--insecure", action="store_true",
+                   help="allow plaintext on an address other hosts can reach (refused without it)")
+
+
+def config_of(args: argparse.Namespace) -> ServerConfig:
+    """The :class:`ServerConfig` the arguments describe."""
+    from rps_infer.serving.security import SecurityConfig
+
+    return ServerConfig(
+        policy=args.policy, value=args.value, models=dict(args.model), model_repository=args.model_repository,
+        backend=args.backend, device=args.device, precision=args.precision, host=args.host, port=args.port,
+        workers=args.workers, threads=args.threads, intra_op_threads=args.intra_op_threads,
+        max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=not args.no_batching,
+        max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite,
+        allow_any_head=args.allow_any_head, metrics_port=args.metrics_port, grace_s=args.grace,
+        security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file, args.insecure))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM."""
+    from rps_infer.serving.server import configure_logging, serve
+
+    configure_logging(args.log_level)
+    return serve(config_of(args))
+
+

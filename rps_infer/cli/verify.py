@@ -1,0 +1,72 @@
+"""``rps-infer verify``: prove two model files (or a file and a served model) compute the same function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rps_infer.cli import args as common
+from rps_infer.errors import RpsInferError
+
+
+def add_parser(sub) -> None:
+    """Register the command."""
+    p = sub.add_parser("verify", help="prove two model files compute the same function",
+                       description="Run REFERENCE and CANDIDATE (Go JSON, .pt, .keras, .onnx) on the same "
+                       "realistic positions and compare. Exit 0 when they agree, 1 when they don't, "
+                       "2 for unusable input.")
+    p.add_argument("reference", metavar="REFERENCE")
+    p.add_argument("candidate", metavar="CANDIDATE", nargs="?", help="a model file (or use --target)")
+    p.add_argument("--target", type=common.target, metavar="HOST:PORT",
+                   help="check the model a running server serves instead of a file (plaintext gRPC), on the same "
+                   "inputs and with the same verdict")
+    p.add_argument("--model", help="with --target: the served model (neural API: policy or value)")
+    p.add_argument("--api", choices=["neural", "v2"], default="neural",
+                   help="with --target: NeuralService BatchPredict (default) or Open Inference Protocol ModelInfer")
+    common.add_tolerance(p)
+    p.add_argument("--layers", action="store_true", help="print the per-layer table on success too")
+    common.add_parity_batches(p)
+    p.add_argument("--kind", choices=["policy", "value"], help="override the kind of a Go JSON file")
+    p.add_argument("--seed", type=int, default=0, help="seed of the realistic positions (default 0)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compare, print the report; 0 when they agree, 1 when they don't."""
+    from rps_infer.compare import tolerance
+    from rps_infer.formats import open_model
+    from rps_infer.verify import compare_models
+
+    if (args.candidate is None) == (args.target is None):
+        raise RpsInferError("give a CANDIDATE file or --target HOST:PORT (one of them)")
+    if args.target and not args.model:
+        raise RpsInferError("--target needs --model NAME (the neural API serves policy and value)")
+    try:
+        reference = open_model(args.reference, args.kind)
+        candidate = open_model(args.candidate, args.kind) if args.candidate else None
+        tol = tolerance(args.tolerance or (candidate or reference).tolerance, args.atol, args.rtol)
+    except KeyError as exc:
+        raise RpsInferError(exc.args[0]) from None
+    if candidate is not None:
+        report = compare_models(reference, candidate, batch_sizes=args.batch_sizes, tol=tol, seed=args.seed)
+    else:
+        report = _through_server(args, reference, tol)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.render(layers=args.layers))
+        for line in report.failures():
+            print(f"mismatch: {line}", file=sys.stderr)
+    return 0 if report else 1
+
+
+def _through_server(args: argparse.Namespace, reference, tol):
+    from rps_infer.backends.remote import RemoteBackend
+    from rps_infer.runtime import open_backend
+    from rps_infer.verify import compare_backends
+
+    with open_backend(reference) as ref, RemoteBackend(args.target, args.model, args.api) as served:
+        return compare_backends(ref, served, batch_sizes=args.batch_sizes, tol=tol, weights=reference.weights,
+                                seed=args.seed, generator=reference.inputs, reference_label=reference.label,
+                                candidate_label=f"{args.model} at {args.target} ({args.api} API)")
