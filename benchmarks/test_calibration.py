@@ -1,18 +1,5 @@
-"""Calibration: a bare single-thread ``InferenceSession.run`` of the zoo policy at batch 1 and 64.
+"""The shipped suite's `test_calibration` (rps_infer/benchmarks/test_calibration.py),
+collected here so `pytest benchmarks` runs it from a checkout (`pytest --pyargs
+rps_infer.benchmarks` runs it anywhere)."""
 
-Not our code: in A/B mode both trees run the very same thing, so these are the
-gate's controls (a ratio far from 1 would say the harness favours one side); in
-stored mode they put the machine's speed next to the baseline's.
-"""
-
-from __future__ import annotations
-
-import pytest
-
-from benchmarks.conftest import run_case
-
-
-@pytest.mark.calibration
-@pytest.mark.parametrize("batch", [1, 64], ids=["b1", "b64"])
-def test_calibration(benchmark, request, batch):
-    run_case(benchmark, request, {"kind": "calibration", "batch": batch}, group="calibration", batch=batch)
+from rps_infer.benchmarks.test_calibration import test_calibration  # noqa: F401 - collected by pytest

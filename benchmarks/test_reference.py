@@ -1,18 +1,5 @@
-"""Reference points that put the suite's numbers in context (reported, never failed).
+"""The shipped suite's `test_reference` (rps_infer/benchmarks/test_reference.py),
+collected here so `pytest benchmarks` runs it from a checkout (`pytest --pyargs
+rps_infer.benchmarks` runs it anywhere)."""
 
-Keras ``model.predict`` per call is what many codebases do; the ``tf`` backend calls
-the same model through a ``tf.function`` instead.
-"""
-
-from __future__ import annotations
-
-import pytest
-
-from benchmarks.conftest import run_case, wants_tensorflow
-
-
-@pytest.mark.parametrize("model", ["policy"])
-def test_keras_predict(benchmark, request, model):
-    if not wants_tensorflow(request.config):
-        pytest.skip("tf backends not selected")
-    run_case(benchmark, request, {"kind": "keras_predict", "model": model}, group="reference", batch=1)
+from rps_infer.benchmarks.test_reference import test_keras_predict  # noqa: F401 - collected by pytest

@@ -31,7 +31,7 @@ import rps_infer.signatures as signatures
 from rps_infer.backends import registry
 from rps_infer.backends.base import Backend
 from rps_infer.formats import ModelFile
-from rps_infer.inputs import make_feeds
+from rps_infer.inputs import InputChoice
 from rps_infer.nets import mlp
 
 DEFAULT_BATCH_SIZES = defaults.PARITY_BATCH_SIZES
@@ -58,6 +58,8 @@ class BatchParity:
     layers: list[layer_parity.LayerRow] = field(default_factory=list)
     decisions: Decisions | None = None
     cause: str | None = None
+    expected: dict = field(default_factory=dict, repr=False)  # both sides' outputs (--save-outputs)
+    got: dict = field(default_factory=dict, repr=False)
 
     @property
     def outputs(self) -> list[comparator.OutputReport]:
@@ -82,6 +84,7 @@ class ParityReport:
     candidate: str
     results: dict[int, BatchParity] = field(default_factory=dict)
     allowance: str = "the tolerance preset alone"
+    matched: dict[str, str] = field(default_factory=dict)  # candidate output -> reference output, by position
 
     def __bool__(self) -> bool:
         return all(self.results.values())
@@ -123,7 +126,7 @@ class ParityReport:
         """JSON-ready dict: per batch the outputs' comparison, the layer table and the decisions."""
         shown = self.shown
         return {"passed": self.passed, "reference": self.reference, "candidate": self.candidate,
-                "allowance": self.allowance, "likely_cause": self.cause,
+                "allowance": self.allowance, "likely_cause": self.cause, "matched_by_position": self.matched,
                 "divergence": layer_parity.divergence(shown.layers) if shown and shown.layers else None,
                 "batches": {str(b): {**r.comparison.to_dict(), "passed": r.passed,
                                      "layers": [row.to_dict() for row in r.layers],
@@ -140,6 +143,9 @@ class ParityReport:
             if not lines:
                 lines.append(result.comparison.header(passed=self.passed))
                 lines.append(f"allowance: {self.allowance}")
+                if self.matched:
+                    pairs = ", ".join(f"{c!r} as {r!r}" for c, r in self.matched.items())
+                    lines.append(f"outputs matched by position: the candidate's {pairs}")
             lines.append(f"batch {batch}: {'pass' if result else 'FAIL'}")
             lines.extend(result.comparison.body_lines())
             if result.decisions is not None:
@@ -189,17 +195,22 @@ def compare_backends(
     weights: mlp.MLPWeights | None = None,
     seed: int = 0,
     generator: str | None = None,
+    inputs: InputChoice | None = None,
     reference_label: str = "reference",
     candidate_label: str = "candidate",
     layers: bool = True,
 ) -> ParityReport:
     """Run both backends on the same inputs at each batch size and compare them.
 
+    Inputs come from ``inputs`` (the user's file, or a generator with ranges), else from
+    ``generator``; a model with a fixed batch is checked at that batch only. Inputs and
+    outputs are matched by name, else by position where the counts agree.
     ``weights`` (when known) turn on the layer table and, for a float32 tolerance, the
     tight float32 allowance (once for each side that does not compute in float64).
     ``layers=False`` skips the layer table (faster: the benchmark suite's parity gate).
     """
     tol = comparator.tolerance(tol)
+    inputs = inputs or InputChoice(generator)
     float32_sides = sum(b.name != "numpy" for b in (reference, candidate))
     tight = weights is not None and tol.float32 and float32_sides > 0
     report = ParityReport(reference_label, candidate_label)
@@ -208,27 +219,52 @@ def compare_backends(
                                    tol.rtol if tol.custom else 0.0, tol.min_psnr_db, float32=True, custom=tol.custom)
         report.allowance = (f"float32 rounding allowance from the reference ({mlp.ERROR_SCALES:g} error scales "
                             f"per layer, {float32_sides} float32 side(s))")
-    for batch in batch_sizes:
-        feeds = make_feeds(reference.input_specs, batch, seed + batch, generator)
+    for batch in inputs.batches(reference.input_specs, batch_sizes):
+        feeds = inputs.feeds(reference.input_specs, batch, seed + batch)
         expected = reference.infer(feeds)
-        got = candidate.infer(feeds)
+        got, report.matched = _by_position(expected, candidate.infer(_aligned(candidate, feeds)))
         x = next(iter(feeds.values()))
         allowances = mlp.float32_allowances(weights, x) if tight else None
         allow_out = None if allowances is None else dict.fromkeys(expected, float32_sides * allowances["output"])
-        result = BatchParity(comparator.compare(expected, got, tol, allow_out, reference_label, candidate_label))
-        if result.outputs and len(expected) == 1:
-            (name,) = expected
-            ref_out = np.asarray(expected[name], np.float64)
-            floor = tol.atol + tol.rtol * np.abs(ref_out) + (0.0 if allow_out is None else allow_out[name])
-            if np.shape(got[name]) == ref_out.shape:
-                result.decisions = _decisions(weights.kind if weights is not None else None, ref_out,
-                                              np.asarray(got[name], np.float64), np.broadcast_to(floor, ref_out.shape))
+        result = BatchParity(comparator.compare(expected, got, tol, allow_out, reference_label, candidate_label),
+                             expected=expected, got=got)
+        result.decisions = _decide(weights, expected, got, tol, allow_out)
         if weights is not None and layers:
-            _judge_layers(result, weights, x, candidate, feeds, tol, allowances, tight)
+            _judge_layers(result, weights, x, candidate, _aligned(candidate, feeds), tol, allowances, tight)
         elif layers and hasattr(reference, "block_taps"):
             _compare_blocks(result, reference, candidate, feeds)
         report.results[batch] = result
     return report
+
+
+def _aligned(backend: Backend, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``feeds`` under ``backend``'s input names: by name, else by position when the counts agree."""
+    names = [s.name for s in backend.input_specs]
+    if set(names) == set(feeds) or len(names) != len(feeds):
+        return feeds
+    return dict(zip(names, feeds.values(), strict=True))
+
+
+def _by_position(expected: dict, got: dict) -> tuple[dict, dict[str, str]]:
+    """``got`` under the reference's output names where the names differ but the counts agree,
+    and which candidate output was matched to which reference output."""
+    if set(got) == set(expected) or len(got) != len(expected):
+        return got, {}
+    matched = dict(zip(got, expected, strict=True))
+    return {matched[k]: v for k, v in got.items()}, {k: v for k, v in matched.items() if k != v}
+
+
+def _decide(weights, expected: dict, got: dict, tol, allow_out) -> Decisions | None:
+    """The decision rule on a single output (top move, side of 0.5), where it applies."""
+    if len(expected) != 1 or set(got) != set(expected):
+        return None
+    (name,) = expected
+    ref_out = np.asarray(expected[name], np.float64)
+    if np.shape(got[name]) != ref_out.shape:
+        return None
+    floor = tol.atol + tol.rtol * np.abs(ref_out) + (0.0 if allow_out is None else allow_out[name])
+    return _decisions(weights.kind if weights is not None else None, ref_out, np.asarray(got[name], np.float64),
+                      np.broadcast_to(floor, ref_out.shape))
 
 
 # Blocks of a network judged by its outputs (the U-Net: PSNR) are shown, not judged: each
@@ -289,14 +325,15 @@ def compare_models(
     tol: str | comparator.Tolerance | None = None,
     seed: int = 0,
     candidate_label: str | None = None,
+    inputs: InputChoice | None = None,
 ) -> ParityReport:
-    """:func:`compare_backends` on each file's own runtime, on the inputs and (unless
-    ``tol`` is given) with the tolerance preset the files name."""
+    """:func:`compare_backends` on each file's own runtime, on ``inputs`` (default: the
+    generator the files name) and (unless ``tol`` is given) with the tolerance preset the files name."""
     with registry.for_model(reference) as ref, registry.for_model(candidate) as cand:
         return compare_backends(
             ref, cand, batch_sizes=batch_sizes, tol=tol or candidate.tolerance,
             weights=reference.weights, seed=seed,  # the reference's: a candidate never sets its own allowance
-            generator=reference.inputs or candidate.inputs,
+            inputs=inputs or InputChoice(reference.inputs or candidate.inputs),
             reference_label=reference.label, candidate_label=candidate_label or candidate.label,
         )
 

@@ -22,7 +22,7 @@ from rps_infer.backends.base import Backend
 from rps_infer.backends.spec import BackendSpec
 from rps_infer.compare import PRESETS, tolerance_for_precision
 from rps_infer.errors import ConfigError, RpsInferError
-from rps_infer.inputs import INPUT_GENERATORS
+from rps_infer.inputs import INPUT_GENERATORS, InputChoice
 from rps_infer.schemas import Strict, read_toml, validated
 from rps_infer.verify import ParityReport, compare_backends
 
@@ -80,7 +80,8 @@ class ZooTable(Strict):
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One ``[models.<name>]`` table; ``params`` are its family's own keys (validated)."""
+    """One ``[models.<name>]`` table; ``params`` are its family's own keys (validated). Paths in a
+    manifest are relative to its folder; artifacts are built into ``<that folder>/build``."""
 
     name: str
     family: str
@@ -89,7 +90,7 @@ class ZooEntry:
     backends: tuple[str, ...]
     batch_sizes: tuple[int, ...]
     ci: bool
-    inputs: str
+    inputs: str | None  # an input generator; None: chosen by each input's shape
     build_dir: Path = field(compare=False)
     params: Any = field(default=None, compare=False)
 
@@ -125,7 +126,9 @@ class ZooEntry:
                                 f"its artifacts are {sorted(self.artifacts())}")
         if not path.is_file():
             raise RpsInferError(f"{self.name}: {path} is not built; run `rps-infer models build {self.name}`")
-        return open_backend(path, spec, calibration_inputs=self.inputs, **options)
+        family = families.get(self.family)
+        model = family.open(self, path) if family.open else path
+        return open_backend(model, spec, calibration_inputs=self.inputs, **options)
 
     def tolerance_for(self, spec: str) -> str:
         """The tolerance preset ``spec`` is judged with (a reduced precision relaxes it)."""
@@ -133,16 +136,20 @@ class ZooEntry:
 
     def reference_backend(self) -> Backend:
         """What parity is judged against (the manifest's ``reference``, run by the family's spec for it)."""
-        return self.backend(families.get(self.family).references[self.reference](self))
+        family = families.get(self.family)
+        if family.reference_backend is not None:
+            return family.reference_backend(self)
+        return self.backend(family.references[self.reference](self))
 
     def check_parity(self, backend: Backend, spec: str, batch_sizes: Sequence[int], *, seed: int = 0,
-                     reference: Backend | None = None, **labels: str) -> ParityReport:
-        """``backend`` (running ``spec``) against the reference at ``batch_sizes``: what must
-        pass before anything is timed."""
+                     reference: Backend | None = None, inputs: InputChoice | None = None,
+                     **labels: str) -> ParityReport:
+        """``backend`` (running ``spec``) against the reference at ``batch_sizes``, on ``inputs``
+        (default: the entry's generator): what must pass before anything is timed."""
         reference = reference or self.reference_backend()
         return compare_backends(reference, backend, batch_sizes=batch_sizes, tol=self.tolerance_for(spec),
-                                weights=getattr(reference, "weights", None), generator=self.inputs, seed=seed,
-                                **labels)
+                                weights=getattr(reference, "weights", None), seed=seed,
+                                inputs=inputs or InputChoice(self.inputs), **labels)
 
     def is_built(self) -> bool:
         """Every artifact exists and is newer than what defines the model (the family says what)."""
@@ -154,8 +161,8 @@ def load_zoo(path: str | Path | None = None, build_dir: str | Path | None = None
     """Read and validate the manifest; a :class:`ConfigError` names the bad key."""
     path = Path(path) if path is not None else default_zoo_path()
     data = read_toml(path, "the zoo manifest")
-    root = path.resolve().parent.parent
-    build = Path(build_dir) if build_dir is not None else root / "models" / "build"
+    root = path.resolve().parent  # relative paths start at the manifest's folder
+    build = Path(build_dir) if build_dir is not None else root / "build"
     tables = data.get("models")
     if not isinstance(tables, dict) or not tables:
         raise ConfigError(path, "models", "one or more [models.<name>] tables", repr(tables))
@@ -176,6 +183,23 @@ def _entry(path: Path, name: str, table: dict, root: Path, build: Path) -> ZooEn
         raise ConfigError(path, f"{where}.reference", f"one of {tuple(family.references)}", repr(base.reference))
     return ZooEntry(name, base.family, base.reference, base.tolerance, tuple(base.backends),
                     tuple(base.batch_sizes), base.ci, base.inputs, build, params)
+
+
+def file_entry(path: Path, *, backends: Sequence[str], batch_sizes: Sequence[int], reference: Path | None = None,
+               hints: Any = None, tolerance: str | None = None) -> ZooEntry:
+    """A user's model file (and reference file) as an entry of the ``file`` family (nothing to build)."""
+    from rps_infer.families.file import FileKeys
+    from rps_infer.formats import ModelHints, open_model
+
+    hints = hints or ModelHints()
+    model = open_model(path, hints=hints)
+    ref = open_model(reference, hints=hints) if reference is not None else model
+    default = registry.default_for(model.format)
+    keys = FileKeys(path=path, reference_file=reference, torch_model=hints.torch_model,
+                    torch_kwargs=dict(hints.torch_kwargs), python_path=list(hints.python_path),
+                    input_shapes={k: list(v) for k, v in hints.input_shapes.items()})
+    return ZooEntry(path.stem, "file", "file", tolerance or ref.tolerance, tuple(backends) or (f"{default}-cpu",),
+                    tuple(batch_sizes), True, ref.inputs or model.inputs, path.parent, keys)
 
 
 def build(entries: list[ZooEntry], force: bool = False,

@@ -26,13 +26,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("wire", ("rps_infer.serving.protos", "rps_infer.serving.codecs", "rps_infer.serving.wire",
               "rps_infer.client")),  # the two gRPC APIs' messages and a client
     ("backends", ("rps_infer.backends",)),  # run a file that exists
-    ("parity", ("rps_infer.layers", "rps_infer.signatures", "rps_infer.verify")),  # compare two runs
+    ("parity", ("rps_infer.layers", "rps_infer.signatures", "rps_infer.verify", "rps_infer.api",
+                "rps_infer.testing")),  # compare two runs
     ("convert", ("rps_infer.convert",)),  # produce a new file, proven before it is written
     ("runtime", ("rps_infer.runtime",)),  # a file + a spec -> a backend (builds variants via convert)
     ("families", ("rps_infer.families",)),
     ("zoo", ("rps_infer.zoo",)),
     ("serving", ("rps_infer.serving",)),
-    ("bench", ("rps_infer.bench", "rps_infer.testing")),
+    ("bench", ("rps_infer.bench", "rps_infer.benchmarks")),
     ("commands", ("rps_infer.demo", "rps_infer.cli", "rps_infer.__main__")),
 ]
 

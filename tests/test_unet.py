@@ -38,7 +38,8 @@ def test_verify_proves_the_unet_export_and_rejects_a_bn_folding_bug(built_zoo, t
     bn = next(m for m in broken.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with torch.no_grad():
         bn.running_var.fill_(1.0)  # as if an exporter folded BN with identity statistics
-    onnx_export.export_torch(broken, tmp_path / "broken.onnx")
+    inputs, outputs = broken.io_specs()
+    onnx_export.export_torch(broken, tmp_path / "broken.onnx", inputs, [s.name for s in outputs])
     assert main(["verify", str(source), str(tmp_path / "broken.onnx"), "--tolerance", "image-fp32",
                  "--batch-sizes", "1"]) == 1
     captured = capsys.readouterr()

@@ -69,7 +69,7 @@ def _write_zoo(tmp_path: Path, table: str) -> Path:
 
 GOOD = """[models.v]
 family = "rps-mlp"
-source = "fixtures/value.json"
+source = "../fixtures/value.json"
 reference = "numpy-fp64"
 tolerance = "fp32"
 backends = ["onnxrt-cpu"]

@@ -48,6 +48,14 @@ _ORT_TYPES = {
     "tensor(bool)": "bool",
 }
 
+def _spec(value) -> TensorSpec:
+    """An ORT NodeArg as a TensorSpec; symbolic dims keep the names the graph gives them."""
+    dims = tuple(value.shape)
+    return TensorSpec(value.name, _ORT_TYPES.get(value.type, value.type),
+                      tuple(d if isinstance(d, int) else None for d in dims),
+                      tuple(d if isinstance(d, str) else None for d in dims))
+
+
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 CUDNN_SEARCH = ("exhaustive", "heuristic", "default")
 # Where an OrtValue lives for IO binding, per device (OrtValue device names).
@@ -222,11 +230,8 @@ class OnnxRuntimeBackend(Backend):
                 "to load (missing CUDA/cuDNN/TensorRT libraries?); pass allow_fallback=True to accept"
             )
         self.session = session
-        inputs, outputs = (
-            tuple(TensorSpec(v.name, _ORT_TYPES.get(v.type, v.type), tuple(d if isinstance(d, int) else None
-                                                                         for d in v.shape)) for v in values)
-            for values in (session.get_inputs(), session.get_outputs())
-        )
+        inputs, outputs = (tuple(_spec(v) for v in values) for values in (session.get_inputs(),
+                                                                          session.get_outputs()))
         self._output_list = [o.name for o in outputs]
         self._binding_device = _BINDING_DEVICES.get(self.device, "cpu") if self.io_binding else None
         return inputs, outputs

@@ -42,8 +42,9 @@ class BackendInfo:
         target: ``"module:Class"`` of the :class:`~rps_infer.backends.base.Backend` subclass.
         devices: the devices it can be asked for (whether one is present is checked on activation).
         formats: model-file formats it runs as they are (see :mod:`rps_infer.formats`).
-        reads: what its constructor takes for a file of those formats: ``path``, or ``weights``
-            (the MLP weights the file carries, read once by :mod:`rps_infer.formats`).
+        reads: what its constructor takes for a file of those formats: ``path``, ``model`` (the
+            :class:`~rps_infer.formats.ModelFile`, with its hints) or ``weights`` (the MLP
+            weights the file carries, read once by :mod:`rps_infer.formats`).
         weights: ``"module:function"`` turning an MLP's weights into what the constructor takes
             (a PyTorch module, a Keras model, the weights themselves), so it runs any file that
             carries MLP weights; None when it cannot.
@@ -90,12 +91,14 @@ BUILTIN = (
                 precisions=("fp32", "fp16", "int8"), artifact="onnx", platform="onnxruntime_onnx",
                 thread_options=_ort_threads, title="ONNX Runtime"),
     BackendInfo("pyt", "rps_infer.backends.pyt:TorchBackend", devices=("cpu", "cuda"), formats=("torch",),
+                reads="model",
                 weights="rps_infer.nets.torch_mlp:build",
                 variants={"fp16": ("precision", "fp16"), "bf16": ("precision", "bf16"), "compile": ("compile", True),
                           "channels_last": ("channels_last", True)},
                 precisions=("fp32", "fp16", "bf16"), artifact="pt", platform="pytorch_libtorch",
                 pin="rps_infer.backends.pyt:set_torch_threads", title="PyTorch"),
-    BackendInfo("tf", "rps_infer.backends.tf:TensorFlowBackend", devices=("cpu", "cuda"), formats=("keras",),
+    BackendInfo("tf", "rps_infer.backends.tf:TensorFlowBackend", devices=("cpu", "cuda"),
+                formats=("keras", "savedmodel"), reads="model",
                 weights="rps_infer.nets.keras_mlp:build", artifact="keras", platform="tensorflow_savedmodel",
                 pin="rps_infer.backends.tf:set_tensorflow_threads", title="TensorFlow"),
     BackendInfo("numpy", "rps_infer.backends.ref:NumpyReferenceBackend", formats=("gojson",), reads="weights",
@@ -160,7 +163,7 @@ def for_model(model, name: str | None = None, device: str = "cpu", **options: An
     name = name or default_for(model.format)
     info = get(name)
     if model.format in info.formats:
-        source = model.weights if info.reads == "weights" else model.path
+        source = {"weights": model.weights, "model": model}.get(info.reads, model.path)
     elif model.weights is not None and info.weights is not None:
         source = load_target(info.weights)(model.weights)
     else:

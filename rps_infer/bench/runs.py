@@ -15,6 +15,7 @@ from rps_infer.backends.spec import BackendSpec
 from rps_infer.bench import report as reports
 from rps_infer.bench.machine import machine_info
 from rps_infer.errors import RpsInferError
+from rps_infer.inputs import InputChoice
 
 Progress = Callable[[str], None] | None
 
@@ -31,10 +32,10 @@ class CostSettings:
     hourly_rate: float | None = None
 
 
-def selection(model: str, backends: Sequence[str], precision: str) -> tuple[zoo.ZooEntry, list[str]]:
-    """The zoo entry and backend specs a bench runs (the entry's own when none are given),
-    validated before any work."""
-    entry = zoo.select(zoo.load_zoo(), [model])[0]
+def selection(model: str | zoo.ZooEntry, backends: Sequence[str], precision: str) -> tuple[zoo.ZooEntry, list[str]]:
+    """The zoo entry (by name, or a user's file as an entry) and backend specs a bench runs (the
+    entry's own when none are given), validated before any work."""
+    entry = model if isinstance(model, zoo.ZooEntry) else zoo.select(zoo.load_zoo(), [model])[0]
     specs = [BackendSpec.parse(b) for b in backends] or [BackendSpec.parse(b) for b in entry.backends]
     return entry, list(dict.fromkeys(str(s.with_precision(precision)) for s in specs))
 
@@ -44,7 +45,8 @@ def _stamp(report: dict, command: str) -> dict:
 
 
 def inprocess(entry: zoo.ZooEntry, backends: list[str], batch_sizes: Sequence[int], *, threads: int,
-              budget_s: float, cost: CostSettings, command: str, progress: Progress = None) -> dict:
+              budget_s: float, cost: CostSettings, command: str, inputs: InputChoice | None = None,
+              progress: Progress = None) -> dict:
     """Parity, then per-call latency of every backend x batch size; FPS and cost for image models
     (or when asked)."""
     from rps_infer.bench.sweep import sweep
@@ -52,11 +54,13 @@ def inprocess(entry: zoo.ZooEntry, backends: list[str], batch_sizes: Sequence[in
 
     zoo.build([entry])
     pin_threads(threads, tuple({BackendSpec.parse(b).backend for b in backends}))
-    result = sweep(entry, backends, batch_sizes, threads=threads, budget_s=budget_s, progress=progress)
+    result = sweep(entry, backends, batch_sizes, threads=threads, budget_s=budget_s, inputs=inputs,
+                   progress=progress)
     if not result.rows:
         reasons = "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
         raise RpsInferError(f"nothing was measured ({reasons})")
     report = _stamp(result.to_dict(), command)
+    report["_outputs"] = result.outputs  # not written to the report: --save-outputs takes them
     if entry.family == "unet" or cost.processes or cost.cost_per_hour:
         _fps_and_cost(entry, report, cost, threads, progress)
     return report

@@ -16,7 +16,7 @@ import numpy as np
 import rps_infer.defaults as defaults
 from rps_infer.bench.timing import Plan, measure
 from rps_infer.errors import ParityError, ProviderUnavailableError
-from rps_infer.inputs import make_feeds
+from rps_infer.inputs import InputChoice
 from rps_infer.zoo import ZooEntry
 
 EAGER_BASELINE = "pyt-cpu"
@@ -52,6 +52,7 @@ class SweepResult:
     threads: int
     rows: list[Row] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the parity checks' (--save-outputs)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -61,11 +62,13 @@ class SweepResult:
 
 def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], *,
           threads: int = defaults.BENCH_THREADS, budget_s: float = defaults.BENCH_BUDGET_S, min_rounds: int = 20,
-          progress: Callable[[str], None] | None = None) -> SweepResult:
+          inputs: InputChoice | None = None, progress: Callable[[str], None] | None = None) -> SweepResult:
     """Check parity, then time ``infer`` for every backend x batch size (``budget_s`` seconds of
-    calls, at least ``min_rounds``)."""
+    calls, at least ``min_rounds``) on ``inputs`` (default: the entry's generator)."""
     result = SweepResult(entry.name, threads)
     reference = entry.reference_backend()
+    inputs = inputs or InputChoice(entry.inputs)
+    batch_sizes = inputs.batches(reference.input_specs, batch_sizes)
     total, done = len(backends) * len(batch_sizes), 0
     for spec in backends:
         try:
@@ -84,11 +87,14 @@ def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], 
             done += 1
             if progress:
                 progress(f"[{done}/{total}] {spec} batch {batch}")
-            parity = entry.check_parity(backend, spec, (batch,), reference=reference)
+            parity = entry.check_parity(backend, spec, (batch,), reference=reference, inputs=inputs)
+            for result_ in parity.results.values():
+                result.outputs |= {f"reference.{k}.b{batch}": v for k, v in result_.expected.items()}
+                result.outputs |= {f"{spec}.{k}.b{batch}": v for k, v in result_.got.items()}
             if not parity:
                 result.skipped[f"{spec} b{batch}"] = f"parity FAILED, not timed: {parity.failures()[0]}"
                 continue
-            feeds = make_feeds(backend.input_specs, batch, seed=batch, generator=entry.inputs)
+            feeds = inputs.feeds(backend.input_specs, batch, seed=batch)
             row = _time(backend, feeds, spec, batch, budget_s, min_rounds, parity.max_abs_error(), runtime)
             if getattr(backend, "io_binding", False):
                 row.copy_in_us, row.compute_us, row.copy_out_us = _phases(backend, feeds, min(row.samples, 200))

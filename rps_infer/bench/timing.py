@@ -58,6 +58,14 @@ def measure(fn: Callable[[], object], plan: Plan, until: float | None = None) ->
     return np.array(samples)
 
 
+def estimate(fn: Callable[[], object]) -> float:
+    """Seconds per call after a short warm-up (at least 3 calls or 0.1 s)."""
+    fn()
+    first = float(measure(fn, Plan(rounds=1, iterations=1, warmup=0))[0])
+    calls = int(np.clip(0.1 / max(first, 1e-7), 3, 20000))
+    return float(np.median(measure(fn, Plan(rounds=5, iterations=max(1, calls // 5), warmup=0))))
+
+
 def spin(seconds: float) -> None:
     """Busy-wait ``seconds`` (a sleep would yield the core and distort a CPU benchmark)."""
     end = time.perf_counter() + seconds

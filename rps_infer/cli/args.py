@@ -151,3 +151,90 @@ def add_parity_batches(parser: argparse.ArgumentParser) -> None:
 def add_threads(parser: argparse.ArgumentParser, help_text: str) -> None:
     """``--threads N`` (>= 1)."""
     parser.add_argument("--threads", type=count, default=defaults.BENCH_THREADS, help=help_text)
+
+
+def _kwargs(text: str) -> dict:
+    """``{"width": 16}`` (JSON) or ``width=16,mode=ave`` (values read as JSON where they parse)."""
+    import json
+
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+        return value
+    out = {}
+    for pair in filter(None, text.split(",")):
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE pairs or a JSON object, got {text!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _via(parse):
+    """An argparse type from a parser that raises ValueError."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def add_model_hints(parser: argparse.ArgumentParser) -> None:
+    """What a model file cannot say about itself: a PyTorch class for a ``state_dict``, its
+    arguments, where to import it from, input shapes."""
+    from rps_infer.inputs import parse_shape
+
+    g = parser.add_argument_group("models that do not describe themselves")
+    g.add_argument("--torch-model", metavar="MODULE:CLASS",
+                   help="the network class a state_dict checkpoint belongs to, e.g. mynet:Net (imported from the "
+                   "current folder or --python-path)")
+    g.add_argument("--torch-kwargs", type=_kwargs, action="append", default=[], metavar="JSON|K=V,...",
+                   help="the class's constructor arguments: '{\"width\": 16}' or width=16,mode=ave (repeatable)")
+    g.add_argument("--python-path", type=existing_folder, action="append", default=[], metavar="DIR",
+                   help="also import --torch-model's module from this folder (repeatable)")
+    g.add_argument("--input-shape", type=_via(parse_shape), action="append", default=[], metavar="NAME=1x6x64x64",
+                   help="an input's name and shape, batch first (dynamic unless --static-batch); repeatable, in "
+                   "the network's argument order; needed by TorchScript and state_dict models")
+    g.add_argument("--static-batch", action="store_true", help="keep the batch dim of --input-shape fixed")
+
+
+def hints_of(args: argparse.Namespace):
+    """The :class:`~rps_infer.formats.ModelHints` the arguments give."""
+    from rps_infer.formats import ModelHints
+
+    kwargs = {}
+    for part in args.torch_kwargs:
+        kwargs.update(part)
+    return ModelHints(args.torch_model, kwargs, tuple(args.python_path), dict(args.input_shape), args.static_batch)
+
+
+def add_inputs(parser: argparse.ArgumentParser, outputs: bool = True) -> None:
+    """``--inputs``, ``--input-range`` and (with ``outputs``) ``--save-outputs``."""
+    from rps_infer.inputs import parse_range
+
+    g = parser.add_argument_group("inputs")
+    g.add_argument("--inputs", type=existing_path, metavar="FILE.npz|DIR",
+                   help="your own input tensors: an .npz (name -> array) or a folder of NAME.npy; their batch is "
+                   "used (default: generated from each input's spec)")
+    g.add_argument("--input-range", type=_via(parse_range), action="append", default=[], metavar="NAME=LO,HI",
+                   help="generated values of input NAME uniform in [LO, HI) (default: by the model, else [0, 1))")
+    if outputs:
+        g.add_argument("--save-outputs", type=writable_file, metavar="FILE.npz",
+                       help="also write both sides' outputs (reference.NAME.bB, candidate.NAME.bB) to this file")
+
+
+def inputs_of(args: argparse.Namespace, generator: str | None = None):
+    """The :class:`~rps_infer.inputs.InputChoice` the arguments give."""
+    from rps_infer.inputs import InputChoice, InputFile
+
+    return InputChoice(generator, dict(args.input_range), InputFile(args.inputs) if args.inputs else None)

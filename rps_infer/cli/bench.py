@@ -15,12 +15,18 @@ def add_parser(sub) -> None:
     """Register the command."""
     p = sub.add_parser("bench", help="sweep backends x batch sizes in-process and write a report",
                        description="Check parity, then time every backend x batch size of a zoo model "
+                       "(--model) or of any model file (MODEL_FILE: ONNX, PyTorch, Keras, SavedModel; parity "
+                       "against --reference, else the file on its own backend) "
                        "in-process (one sample per call, warm-up excluded). Prints p50/p90/p99 latency, "
                        "items/s and speedup vs PyTorch eager; for image models also FPS at batch 1 and the "
                        "best batch, multi-process FPS (--processes) and the cost of serving (--cost-per-hour). "
                        "Writes JSON, CSV, Markdown and PNG plots under OUT/<timestamp>/. Backends that cannot "
                        "run here (no GPU, no provider) are listed as skipped with the reason.")
+    p.add_argument("model_file", nargs="?", type=common.existing_path, metavar="MODEL_FILE",
+                   help="a model file to time instead of a zoo model")
     p.add_argument("--model", default="policy", help="zoo model name (default: policy)")
+    p.add_argument("--reference", type=common.existing_path, metavar="FILE",
+                   help="with MODEL_FILE: judge parity against this model file (e.g. the PyTorch original)")
     p.add_argument("--backends", default="",
                    help="comma-separated backend specs, e.g. onnxrt-cpu,pyt-cpu:channels_last,pyt-cpu:compile,"
                    "onnxrt-tensorrt:int8,onnxrt-cuda:iobinding (default: the model's backends from the zoo)")
@@ -42,6 +48,8 @@ def add_parser(sub) -> None:
                    "HEAD's (default: the working tree) in the same run, interleaved in worker processes as the "
                    "latency gate does; reports head/base ratios with intervals (ratios.png)")
     _grpc_options(p)
+    common.add_model_hints(p)
+    common.add_inputs(p)
 
 
 def _cost_options(p: argparse.ArgumentParser) -> None:
@@ -94,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         title = f"{args.model} over gRPC at {args.target}; client on {reports.machine_line(report)}"
         return _finish(report, title, reports.grpc_table_lines(report), args.out,
                        reports.grpc_compare_lines(old, report) if old and old.get("kind") == "grpc" else [])
-    entry, backends = runs.selection(args.model, [b for b in args.backends.split(",") if b], args.precision)
+    entry, backends = runs.selection(_file_entry(args) if args.model_file else args.model,
+                                     [b for b in args.backends.split(",") if b], args.precision)
     batch_sizes = args.batch_sizes or entry.batch_sizes
     if args.ab:
         report = runs.ab(args.ab, entry, backends, batch_sizes, threads=args.threads, command=command,
@@ -107,10 +116,26 @@ def run(args: argparse.Namespace) -> int:
     cost = runs.CostSettings(args.processes, args.process_seconds, args.cost_per_hour, args.target_fps,
                              args.effort_hours, args.hourly_rate)
     report = runs.inprocess(entry, backends, batch_sizes, threads=args.threads, budget_s=args.budget, cost=cost,
-                            command=command, progress=stderr_progress)
+                            command=command, inputs=common.inputs_of(args, entry.inputs), progress=stderr_progress)
+    outputs = report.pop("_outputs", {})
+    if args.save_outputs:
+        from rps_infer.cli.verify import write_npz
+
+        write_npz(args.save_outputs, outputs)
     lines = reports.table_lines(report) + (["", *reports.fps_table_lines(report)] if report.get("fps") else [])
     return _finish(report, f"{entry.name} on {reports.machine_line(report)}", lines, args.out,
                    reports.compare_lines(old, report) if old is not None else [])
+
+
+def _file_entry(args: argparse.Namespace):
+    """MODEL_FILE (and --reference) as an entry to time."""
+    import rps_infer.zoo as zoo
+
+    if args.target or args.ab:
+        raise RpsInferError("MODEL_FILE is timed in-process: --target and --ab take zoo models (--model)")
+    return zoo.file_entry(args.model_file, backends=[b for b in args.backends.split(",") if b],
+                          batch_sizes=args.batch_sizes or (1, 8, 64), reference=args.reference,
+                          hints=common.hints_of(args))
 
 
 def _finish(report: dict, title: str, lines: list[str], out: Path, extra: list[str] = ()) -> int:

@@ -13,8 +13,9 @@ from rps_infer.errors import RpsInferError
 def add_parser(sub) -> None:
     """Register the command."""
     p = sub.add_parser("verify", help="prove two model files compute the same function",
-                       description="Run REFERENCE and CANDIDATE (Go JSON, .pt, .keras, .onnx) on the same "
-                       "realistic positions and compare. Exit 0 when they agree, 1 when they don't, "
+                       description="Run REFERENCE and CANDIDATE (any supported model file: Go JSON, PyTorch, "
+                       "Keras, SavedModel, ONNX) on the same inputs (generated, or --inputs) and compare, layer by "
+                       "layer where the frameworks expose layers. Exit 0 when they agree, 1 when they don't, "
                        "2 for unusable input.")
     p.add_argument("reference", metavar="REFERENCE")
     p.add_argument("candidate", metavar="CANDIDATE", nargs="?", help="a model file (or use --target)")
@@ -30,6 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--kind", choices=["policy", "value"], help="override the kind of a Go JSON file")
     p.add_argument("--seed", type=int, default=0, help="seed of the realistic positions (default 0)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    common.add_model_hints(p)
+    common.add_inputs(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,16 +45,21 @@ def run(args: argparse.Namespace) -> int:
         raise RpsInferError("give a CANDIDATE file or --target HOST:PORT (one of them)")
     if args.target and not args.model:
         raise RpsInferError("--target needs --model NAME (the neural API serves policy and value)")
+    hints = common.hints_of(args)
     try:
-        reference = open_model(args.reference, args.kind)
-        candidate = open_model(args.candidate, args.kind) if args.candidate else None
+        reference = open_model(args.reference, args.kind, hints)
+        candidate = open_model(args.candidate, args.kind, hints) if args.candidate else None
         tol = tolerance(args.tolerance or (candidate or reference).tolerance, args.atol, args.rtol)
     except KeyError as exc:
         raise RpsInferError(exc.args[0]) from None
+    inputs = common.inputs_of(args, reference.inputs or (candidate.inputs if candidate else None))
     if candidate is not None:
-        report = compare_models(reference, candidate, batch_sizes=args.batch_sizes, tol=tol, seed=args.seed)
+        report = compare_models(reference, candidate, batch_sizes=args.batch_sizes, tol=tol, seed=args.seed,
+                                inputs=inputs)
     else:
-        report = _through_server(args, reference, tol)
+        report = _through_server(args, reference, tol, inputs)
+    if args.save_outputs:
+        save_outputs(report, args.save_outputs)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -61,12 +69,32 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report else 1
 
 
-def _through_server(args: argparse.Namespace, reference, tol):
+def save_outputs(report, path) -> None:
+    """Both sides' outputs of every batch, as ``reference.NAME.bB`` / ``candidate.NAME.bB`` in an .npz."""
+    write_npz(path, {f"{side}.{name}.b{batch}": array for batch, result in report.results.items()
+                     for side, outputs in (("reference", result.expected), ("candidate", result.got))
+                     for name, array in outputs.items()})
+
+
+def write_npz(path, arrays: dict) -> None:
+    """``arrays`` (name -> array) to an .npz, atomically."""
+    import numpy as np
+
+    from rps_infer.util import atomic_write
+
+    def write(tmp) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)
+
+
+def _through_server(args: argparse.Namespace, reference, tol, inputs):
     from rps_infer.backends.remote import RemoteBackend
     from rps_infer.runtime import open_backend
     from rps_infer.verify import compare_backends
 
     with open_backend(reference) as ref, RemoteBackend(args.target, args.model, args.api) as served:
         return compare_backends(ref, served, batch_sizes=args.batch_sizes, tol=tol, weights=reference.weights,
-                                seed=args.seed, generator=reference.inputs, reference_label=reference.label,
+                                seed=args.seed, inputs=inputs, reference_label=reference.label,
                                 candidate_label=f"{args.model} at {args.target} ({args.api} API)")

@@ -16,17 +16,23 @@ from pathlib import Path
 from rps_infer.backends import registry
 from rps_infer.convert.proof import write_proven
 from rps_infer.formats import ModelFile, open_model
-from rps_infer.inputs import make_feeds
+from rps_infer.inputs import InputChoice, InputFile, make_feeds
 from rps_infer.verify import ParityReport, compare_backends
 
 
-def calibration_reader(model: ModelFile, batches: int, seed: int, generator: str | None):
+def calibration_reader(model: ModelFile, batches: int, seed: int, generator: str | None,
+                       file: InputFile | None = None):
     """An ONNX Runtime ``CalibrationDataReader`` over ``batches`` batches of 4 generated inputs
-    (seeds from ``seed`` on: other than the parity checks')."""
+    (seeds from ``seed`` on: other than the parity checks'), or over the user's own tensors
+    (``file``) in batches of 4 rows."""
     from onnxruntime.quantization import CalibrationDataReader
 
     with registry.for_model(model) as reference:
-        feeds = [make_feeds(reference.input_specs, 4, seed=seed + i, generator=generator) for i in range(batches)]
+        if file is not None:
+            given = file.feeds(reference.input_specs)
+            feeds = [{k: v[i:i + 4] for k, v in given.items()} for i in range(0, file.rows, 4)]
+        else:
+            feeds = [make_feeds(reference.input_specs, 4, seed=seed + i, generator=generator) for i in range(batches)]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -39,13 +45,15 @@ def calibration_reader(model: ModelFile, batches: int, seed: int, generator: str
 
 
 def quantize_int8(source: str | Path, out: str | Path, *, tol: str | None = None, calibration_batches: int = 8,
-                  batch_sizes: Sequence[int] = (1, 3), generator: str | None = None) -> ParityReport:
-    """Quantize the fp32 ONNX ``source`` to INT8 QDQ at ``out``; returns the parity report."""
+                  batch_sizes: Sequence[int] = (1, 3), generator: str | None = None,
+                  file: InputFile | None = None) -> ParityReport:
+    """Quantize the fp32 ONNX ``source`` to INT8 QDQ at ``out``, calibrated on generated inputs or
+    the user's own (``file``, which the proof then uses too); returns the parity report."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     src = open_model(source)
     tol = tol or ("image-int8" if src.family == "unet" else "int8")
-    reader = calibration_reader(src, calibration_batches, 1000, generator)
+    reader = calibration_reader(src, calibration_batches, 1000, generator, file)
 
     def write(tmp: Path) -> None:
         root = logging.getLogger()
@@ -59,7 +67,8 @@ def quantize_int8(source: str | Path, out: str | Path, *, tol: str | None = None
 
     def prove(tmp: Path) -> ParityReport:
         with registry.for_model(src) as reference, registry.for_model(open_model(tmp)) as candidate:
-            return compare_backends(reference, candidate, batch_sizes=batch_sizes, tol=tol, generator=generator,
-                                    reference_label=src.label, candidate_label=f"INT8 {Path(out).name}")
+            return compare_backends(reference, candidate, batch_sizes=batch_sizes, tol=tol,
+                                    inputs=InputChoice(generator, file=file), reference_label=src.label,
+                                    candidate_label=f"INT8 {Path(out).name}")
 
     return write_proven(out, write, prove, f"the INT8 model does not match {src.label}")

@@ -41,6 +41,10 @@ class Family:
         definition: entry -> the file the artifacts must be newer than to be up to date.
         demo: ``"module:function"`` printing the demo's section for the family's zoo entries
             (given as a list; returns whether everything agreed), or None.
+        reference_backend: entry -> the reference backend, where ``references`` cannot say it
+            (a user's reference file); None: ``references``.
+        open: (entry, artifact path) -> the opened model file, where the family knows more than
+            the file (hints); None: :func:`rps_infer.formats.open_model`.
     """
 
     name: str
@@ -50,12 +54,14 @@ class Family:
     build: Callable[[Any, Progress], dict]
     definition: Callable[[Any], Path]
     demo: str | None = None
+    reference_backend: Callable[[Any], Any] | None = None
+    open: Callable[[Any, Path], Any] | None = None
 
 
 def _builtins() -> tuple[Family, ...]:
-    from rps_infer.families import digits, mlp, unet
+    from rps_infer.families import digits, file, mlp, unet
 
-    return mlp.FAMILY, unet.FAMILY, digits.FAMILY
+    return mlp.FAMILY, unet.FAMILY, digits.FAMILY, file.FAMILY
 
 
 _REGISTRY: Registry[Family] = Registry(ENTRY_POINT_GROUP, Family, _builtins, "model family")

@@ -24,7 +24,7 @@ def build(weights: MLPWeights) -> keras.Model:
         [
             keras.Input((weights.input_size,), name="input", dtype="float32"),
             keras.layers.Dense(weights.hidden_size, activation="relu", name="hidden"),
-            keras.layers.Dense(weights.output_size, activation=activation, name="out"),
+            keras.layers.Dense(weights.output_size, activation=activation, name="output"),
         ],
         name=f"rps_{weights.kind}",
     )

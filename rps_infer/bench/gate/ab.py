@@ -37,6 +37,7 @@ import selectors
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -254,38 +255,62 @@ class ABSession:
         if base_fail is not None:
             return ABResult(name, "new", f"the base cannot run it ({base_fail['status']}: {base_fail['reason']})")
         estimate = float(np.median([r["estimate"] for r in replies["head"]]))
-        plan = block_plan(estimate, self.block_seconds, self.interleave)
-        # Slow cases (a U-Net at batch 8: 5 rounds of 100 ms per block) get fewer pairs, never below 10.
-        pair_seconds = 2 * self.interleave * (plan["rounds"] + plan["warmup"]) * plan["iterations"] * estimate
-        blocks = max(MIN_BLOCKS, min(self.blocks, int(self.case_seconds / pair_seconds)))
-        result = ABResult(name, "compared", plan={**plan, "blocks": blocks, "interleave": self.interleave},
-                          info=replies["head"][0]["info"])
-        for j in range(blocks):
-            fastest = self._pair(j, case_id, plan, result.head_samples)
-            result.base.append(fastest["base"])
-            result.head.append(fastest["head"])
-        result.interval = paired_ratio(np.array(result.head), np.array(result.base), self.confidence)
-        return result
-
-    def _pair(self, j: int, case_id: str, plan: dict[str, int], head_samples: list[float]) -> dict[str, float]:
-        """Block pair ``j``: ``interleave`` alternating slices per side on worker j mod n of each
-        tree; each side's fastest round over its slices."""
         count = len(self.workers["base"])
-        fastest = {"base": math.inf, "head": math.inf}
-        for k in range(self.interleave):
-            first = ("base", "head") if (j // count + k) % 2 == 0 else ("head", "base")
-            for side in first:
-                samples = self.workers[side][j % count].request("time", id=case_id, **plan)["samples"]
-                fastest[side] = min(fastest[side], min(samples))
-                if side == "head":
-                    head_samples.extend(samples)
-        return fastest
+
+        def time_side(side: str, j: int, plan: dict[str, int]) -> list[float]:
+            return self.workers[side][j % count].request("time", id=case_id, **plan)["samples"]
+
+        return time_pairs(name, estimate, time_side, blocks=self.blocks, block_seconds=self.block_seconds,
+                          case_seconds=self.case_seconds, interleave=self.interleave, confidence=self.confidence,
+                          workers=count, info=replies["head"][0]["info"])
 
     def __enter__(self) -> ABSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def time_pairs(name: str, estimate: float, time_side: Callable[[str, int, dict[str, int]], list[float]], *,
+               blocks: int, block_seconds: float, case_seconds: float, interleave: int, confidence: float,
+               workers: int = 1, info: dict | None = None) -> ABResult:
+    """The interleaved block pairs of one case. Pair j times ``interleave`` alternating slices per
+    side (base first or head first in the balanced order BH, BH, HB, HB, ... over the workers);
+    ``time_side(side, j, plan)`` runs one slice and returns its rounds' seconds per call. A side
+    of a pair counts by its fastest round."""
+    plan = block_plan(estimate, block_seconds, interleave)
+    # Slow cases (a U-Net at batch 8: 5 rounds of 100 ms per block) get fewer pairs, never below 10.
+    pair_seconds = 2 * interleave * (plan["rounds"] + plan["warmup"]) * plan["iterations"] * estimate
+    count = max(MIN_BLOCKS, min(blocks, int(case_seconds / pair_seconds)))
+    result = ABResult(name, "compared", plan={**plan, "blocks": count, "interleave": interleave}, info=info or {})
+    for j in range(count):
+        fastest = {"base": math.inf, "head": math.inf}
+        for k in range(interleave):
+            for side in ("base", "head") if (j // workers + k) % 2 == 0 else ("head", "base"):
+                samples = time_side(side, j, plan)
+                fastest[side] = min(fastest[side], min(samples))
+                if side == "head":
+                    result.head_samples.extend(samples)
+        result.base.append(fastest["base"])
+        result.head.append(fastest["head"])
+    result.interval = paired_ratio(np.array(result.head), np.array(result.base), confidence)
+    return result
+
+
+def measure_inprocess(name: str, base: Callable[[], object], head: Callable[[], object], *, blocks: int,
+                      block_seconds: float, case_seconds: float, interleave: int, confidence: float) -> ABResult:
+    """:func:`time_pairs` of two callables in this process (the same code on two model files, so
+    nothing but the model differs between the sides)."""
+    from rps_infer.bench.timing import Plan, estimate, measure
+
+    fns = {"base": base, "head": head}
+    base()
+
+    def time_side(side: str, j: int, plan: dict[str, int]) -> list[float]:
+        return measure(fns[side], Plan(**plan)).tolist()
+
+    return time_pairs(name, estimate(head), time_side, blocks=blocks, block_seconds=block_seconds,
+                      case_seconds=case_seconds, interleave=interleave, confidence=confidence)
 
 
 def block_plan(estimate: float, block_seconds: float, interleave: int = 1) -> dict[str, int]:

@@ -20,6 +20,7 @@ Verdicts are :mod:`rps_infer.bench.gate.verdicts`; settings are ``[tool.rps_infe
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import numpy as np
 import pytest
 
 from rps_infer.bench import machine
-from rps_infer.bench.gate.ab import ABResult, ABSession
+from rps_infer.bench.gate.ab import ABResult, ABSession, measure_inprocess
 from rps_infer.bench.gate.revisions import Tree, commit_time, has_history, materialise, resolve
 from rps_infer.bench.gate.schemas import BaselineFile, GateConfig, load_baseline, load_gate_config
 from rps_infer.bench.gate.verdicts import (
@@ -170,6 +171,28 @@ class Gate:
             f"x{again.interval.ratio:.3f} [{again.interval.low:.3f}, {again.interval.high:.3f}]"
         return result, self._record(replace(row, verdict=Verdict.OK,
                                             note=f"flagged, not confirmed by {where}: {look}"))
+
+    def measure_files(self, name: str, group: str, base: Callable[[], object],
+                      head: Callable[[], object]) -> tuple[ABResult, GateRow | None]:
+        """Time two callables (a model file at the base revision and in the working tree, run by
+        the same code) A/B in this process and judge them; a flagged case gets a second look."""
+        config = self.config
+
+        def look() -> ABResult:
+            return measure_inprocess(name, base, head, blocks=config.blocks, block_seconds=config.block_seconds,
+                                     case_seconds=config.case_seconds, interleave=config.interleave,
+                                     confidence=config.confidence)
+
+        result = look()
+        row = self.judge_ab(name, group, result)
+        if row is None or not row.verdict.fails:
+            return result, row
+        self.rows.pop()
+        second = look()
+        again = self.judge_ab(name, group, second, record=False)
+        if again is not None and again.verdict.fails:
+            return second, self._record(replace(again, note="confirmed by a second look"))
+        return result, self._record(replace(row, verdict=Verdict.OK, note="flagged, not confirmed by a second look"))
 
     def judge_ab(self, name: str, group: str, result: ABResult, record: bool = True) -> GateRow | None:
         """Judge an A/B result and (with ``record``) keep it (None for a case the head could not run)."""

@@ -144,3 +144,14 @@ def share_models(head: Path, base: Path) -> bool:
     shutil.copytree(source, target, copy_function=shutil.copy, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(".*"))  # not the temp files of a build in progress
     return True
+
+
+def file_at(root: Path, commit: str, path: Path) -> bytes | None:
+    """The bytes of ``path`` (a file in the repository at ``root``) in revision ``commit``, or None
+    when that revision has no such file."""
+    top = Path(str(git(root, "rev-parse", "--show-toplevel")))
+    relative = Path(path).resolve().relative_to(top.resolve())
+    try:
+        return git(top, "show", f"{commit}:{relative.as_posix()}", binary=True)
+    except RevisionError:
+        return None

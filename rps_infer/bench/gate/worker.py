@@ -71,12 +71,12 @@ class CaseBuilder:
     ``close`` deactivates every backend and stops every server it started.
     """
 
-    def __init__(self, threads: int = 1, server_cpus: set[int] | None = None) -> None:
+    def __init__(self, threads: int = 1, server_cpus: set[int] | None = None, zoo_path=None) -> None:
         import rps_infer.zoo as zoo
 
         self.threads = threads
         self.server_cpus = server_cpus  # where servers run (the timing client has its own core)
-        self.zoo = zoo.load_zoo()
+        self.zoo = zoo.load_zoo(zoo_path)
         self._backends: dict[tuple[str, str], object] = {}
         self._servers: dict[str, object] = {}
 
@@ -241,17 +241,6 @@ def _time(fn: Callable[[], object], iterations: int, rounds: int, warmup: int) -
     return measure(fn, Plan(rounds=rounds, iterations=iterations, warmup=warmup)).tolist()
 
 
-def _estimate(fn: Callable[[], object]) -> float:
-    """Seconds per call after a short warm-up (at least 3 calls or 0.1 s)."""
-    from rps_infer.bench.timing import Plan, measure
-
-    fn()
-    first = float(measure(fn, Plan(rounds=1, iterations=1, warmup=0))[0])
-    calls = int(np.clip(0.1 / max(first, 1e-7), 3, 20000))
-    samples = measure(fn, Plan(rounds=5, iterations=max(1, calls // 5), warmup=0))
-    return float(np.median(samples))
-
-
 def _answer(builder: CaseBuilder, prepared: dict[str, Prepared], request: dict) -> dict:
     op = request.get("op")
     if op == "build":
@@ -270,7 +259,9 @@ def _answer(builder: CaseBuilder, prepared: dict[str, Prepared], request: dict) 
         # survives, so that no collection of setup garbage lands in a timed block.
         gc.collect()
         gc.freeze()
-        return {"ok": True, "estimate": _estimate(case.fn), "info": case.info}
+        from rps_infer.bench.timing import estimate
+
+        return {"ok": True, "estimate": estimate(case.fn), "info": case.info}
     if op == "time":
         fn = prepared[request["id"]].fn
         return {"ok": True, "samples": _time(fn, int(request["iterations"]), int(request["rounds"]),

@@ -1,5 +1,7 @@
-"""The benchmark suite's wiring: cases from the zoo manifest, pinned threads, machine info,
-and :func:`run_case`, the one place that times a case and hands the result to the gate.
+"""The benchmark suite's pytest plugin (registered with pytest11, so a user's own suite has it
+too): options, cases from the zoo manifest (``--zoo``), pinned threads, machine info,
+:func:`run_case` (the one place that times a suite case and hands it to the gate), and the
+fixtures a user's tests use for their own models: ``rps_parity`` and ``rps_benchmark``.
 
 Every test describes its case as data (see :mod:`rps_infer.bench.gate.worker`); the case is
 built by :class:`~rps_infer.bench.gate.worker.CaseBuilder`, in this process, or, when the
@@ -10,20 +12,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from rps_infer import zoo
 from rps_infer.backends.spec import BackendSpec
 from rps_infer.bench import machine
-from rps_infer.bench.gate.ab import WorkerError
+from rps_infer.bench.gate.ab import ABResult, WorkerError
 from rps_infer.bench.gate.plugin import gate_of
 from rps_infer.bench.gate.worker import CaseBuilder, CaseParityError, CaseUnavailableError, CaseUnsupportedError
 from rps_infer.bench.timing import plan_for
 from rps_infer.runtime import pin_threads
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ZOO = zoo.load_zoo()
+SUITE_PACKAGE = "rps_infer.benchmarks"
+ZOO_KEY = pytest.StashKey[dict]()
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,11 @@ class Case:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """--backends, --device, --threads, --all-models."""
+    """--zoo, --backends, --device, --threads, --all-models."""
     group = parser.getgroup("rps_infer benchmarks")
+    group.addoption("--zoo", type=Path, default=None, metavar="PATH",
+                    help="the zoo manifest whose models the suite times (default: $RPS_INFER_ZOO, else the "
+                    "project's models/zoo.toml)")
     group.addoption("--backends", default="", help="comma-separated backends or backend-devices to keep "
                     "(e.g. onnxrt,pyt-cpu); default: every backend the zoo lists")
     group.addoption("--device", default="", help="keep only this device (cpu, cuda, tensorrt, ...)")
@@ -63,8 +70,28 @@ def wants_tensorflow(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Pin framework threads before anything runs (TensorFlow refuses later changes)."""
-    pin_threads(config.getoption("--threads"), ("pyt", "tf") if wants_tensorflow(config) else ("pyt",))
+    """Register the suite's markers (a user's --strict-markers run knows them too)."""
+    config.addinivalue_line("markers", "calibration: the gate's yardstick; runs before the other benchmarks")
+
+
+def in_suite(item_or_function) -> bool:
+    """Whether a test (or test function) is one of the shipped suite's."""
+    function = getattr(item_or_function, "function", item_or_function)
+    return getattr(function, "__module__", "").startswith(SUITE_PACKAGE)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Pin framework threads before the suite runs anything (TensorFlow refuses later changes);
+    a run without the suite's tests is left alone."""
+    if any(in_suite(item) for item in items):
+        pin_threads(config.getoption("--threads"), ("pyt", "tf") if wants_tensorflow(config) else ("pyt",))
+
+
+def suite_zoo(config: pytest.Config) -> dict:
+    """The zoo the suite times (``--zoo``), read once per session."""
+    if ZOO_KEY not in config.stash:
+        config.stash[ZOO_KEY] = zoo.load_zoo(config.getoption("--zoo"))
+    return config.stash[ZOO_KEY]
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -78,7 +105,7 @@ def selected_cases(config: pytest.Config) -> list[Case]:
     keep = [b for b in config.getoption("--backends").split(",") if b]
     device = config.getoption("--device")
     cases = []
-    for entry in ZOO.values():
+    for entry in suite_zoo(config).values():
         if not entry.ci and not config.getoption("--all-models"):
             continue
         for spec in entry.backends:
@@ -92,24 +119,25 @@ def selected_cases(config: pytest.Config) -> list[Case]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise every test that takes ``case`` with the selected cases."""
-    if "case" in metafunc.fixturenames:
+    """Parametrise every suite test that takes ``case`` with the selected cases."""
+    if "case" in metafunc.fixturenames and in_suite(metafunc.function):
         cases = selected_cases(metafunc.config)
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
 @pytest.fixture(scope="session")
-def built_zoo(request: pytest.FixtureRequest):
-    """The zoo's CI models (all with --all-models) built into models/build/ (skipped when up to date)."""
+def rps_zoo(request: pytest.FixtureRequest):
+    """The suite's zoo: its CI models (all with --all-models) built (skipped when up to date)."""
     everything = request.config.getoption("--all-models")
-    zoo.build([e for e in ZOO.values() if e.ci or everything])
-    return ZOO
+    entries = suite_zoo(request.config)
+    zoo.build([e for e in entries.values() if e.ci or everything])
+    return entries
 
 
 @pytest.fixture(scope="session")
-def case_builder(request: pytest.FixtureRequest, built_zoo):
+def rps_case_builder(request: pytest.FixtureRequest, rps_zoo):
     """Builds the timed callables in this process (backends and servers shared by the session)."""
-    builder = CaseBuilder(request.config.getoption("--threads"))
+    builder = CaseBuilder(request.config.getoption("--threads"), zoo_path=request.config.getoption("--zoo"))
     yield builder
     builder.close()
 
@@ -162,7 +190,7 @@ def run_case(benchmark, request: pytest.FixtureRequest, description: dict, *, gr
         benchmark.extra_info.update(result.info)
         _record(benchmark, result.head_samples)
     else:
-        case = prepared(request.getfixturevalue("case_builder"), description)
+        case = prepared(request.getfixturevalue("rps_case_builder"), description)
         benchmark.extra_info.update(case.info)
         if benchmark.disabled:  # --benchmark-disable: pedantic runs the body once
             benchmark.pedantic(case.fn)
@@ -190,3 +218,92 @@ def _regression_line(gate, row) -> str:
     return (f"latency regression: {row.case} median {row.head * 1e6:.1f}us vs {against} {row.base * 1e6:.1f}us "
             f"(x{row.ratio:.2f}, limit x{1 + row.limit:.2f})")
 
+
+
+# -- for a user's own suite -----------------------------------------------------------------
+@pytest.fixture
+def rps_parity():
+    """:func:`rps_infer.testing.assert_parity`: ``rps_parity(reference, candidate, inputs=..., tolerance=...)``
+    raises ``AssertionError`` with the full report when the models disagree; returns the report."""
+    from rps_infer.testing import assert_parity
+
+    return assert_parity
+
+
+@pytest.fixture
+def rps_benchmark(benchmark, request: pytest.FixtureRequest):
+    """Times a model file the way the suite times its cases, and lets the gate judge it.
+
+    ``rps_benchmark(path, backend="onnxrt-cpu", batch=1, inputs=None, hints=None, threads=1)``:
+    pytest-benchmark times ``infer`` (warm-up excluded). With ``--gate`` in A/B mode the file
+    at the base revision (``git show REV:path``) and the working tree's file are timed
+    interleaved in this process instead, and a regression fails the test; in stored mode
+    the median is judged against the baseline file.
+    """
+
+    def measure(path, *, backend: str | None = None, batch: int = 1, inputs=None, hints=None,
+                threads: int = 1, group: str = "inprocess"):
+        run = _prepared_file(Path(path), backend, batch, inputs, hints, threads)
+        benchmark.group = group
+        benchmark.extra_info.update(batch_size=batch, model=str(path), **run.info)
+        gate = gate_of(request.config)
+        ab = gate is not None and gate.mode == "ab" and not benchmark.disabled
+        base = _base_file(gate, Path(path)) if ab else None
+        if base is not None:
+            with base as base_path:
+                base_run = _prepared_file(base_path, backend, batch, inputs, hints, threads)
+                result, row = gate.measure_files(benchmark.name, group, base_run.fn, run.fn)
+            _record(benchmark, result.head_samples)
+        else:
+            if benchmark.disabled:
+                benchmark.pedantic(run.fn)
+                return None
+            plan = plan_for(run.fn)
+            benchmark.pedantic(run.fn, rounds=plan.rounds, iterations=plan.iterations, warmup_rounds=plan.warmup)
+            stats = benchmark.stats.stats
+            if ab:  # the base revision has no such file: a new case, timed but not compared
+                new = ABResult(benchmark.name, "new", f"{path} is not in the base revision {gate.base_commit[:10]}")
+                row = gate.judge_ab(benchmark.name, group, new)
+            else:
+                row = gate.judge_stored(benchmark.name, group, stats.median, stats.min) if gate is not None else None
+        if row is not None and row.verdict.fails:
+            pytest.fail(_regression_line(gate, row), pytrace=False)
+        return row
+
+    return measure
+
+
+def _prepared_file(path: Path, backend: str | None, batch: int, inputs, hints, threads: int):
+    """A timed callable of ``path``'s inference (activated backend, inputs prepared outside)."""
+    from rps_infer.bench.gate.worker import Prepared
+    from rps_infer.formats import open_model
+    from rps_infer.inputs import InputChoice, InputFile
+    from rps_infer.runtime import open_backend
+
+    runner = open_backend(open_model(path, hints=hints), backend, threads=threads).activate()
+    choice = InputChoice(file=InputFile.of(inputs)) if inputs is not None else InputChoice()
+    feeds = choice.feeds(runner.input_specs, batch, seed=batch)
+    info = {k: v for k, v in runner.describe().items() if k in ("backend", "device", "framework", "version")}
+    return Prepared(lambda: runner.infer(feeds), info)
+
+
+def _base_file(gate, path: Path):
+    """A context giving ``path`` as it was at the A/B gate's base revision (a temp file), or None
+    when that revision lacks the file."""
+    import contextlib
+    import tempfile
+
+    from rps_infer.bench.gate.revisions import file_at
+
+    data = file_at(gate.root, gate.base_commit, path)
+    if data is None:
+        return None
+
+    @contextlib.contextmanager
+    def materialised():
+        with tempfile.TemporaryDirectory(prefix="rps-base-") as tmp:
+            target = Path(tmp) / path.name
+            target.write_bytes(data)
+            yield target
+
+    return materialised()
