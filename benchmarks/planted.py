@@ -4,7 +4,8 @@
 with their dates) into a new repository and commits it (commit A); its built models are
 copied too, so nothing is rebuilt. :func:`plant` then changes real code and commits it
 (commit B): a busy-wait in the ONNX Runtime backend's hot path worth ``fraction`` of each
-call's own time, and/or a fixed busy-wait in the NeuralService ``Predict`` handler.
+call's own time, a fixed busy-wait in the NeuralService ``Predict`` handler, and/or a load
+generator that adds time to every call it records.
 Used by ``tests/test_gate_ab.py`` and ``scripts/gate_power.py``.
 """
 
@@ -17,8 +18,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 ONNXRT = "rps_infer/backends/onnxrt.py"
 SERVICE = "rps_infer/serving/service.py"
+GENERATOR = "rps_infer/bench/loadgen/generator.py"
 # The lines the plants replace; a test fails loudly if a refactor moves them.
-ONNXRT_HOT = "        return dict(zip(self._output_list, self.session.run(self._output_list, feeds)))  # noqa: B905\n"
+ONNXRT_HOT = "        return dict(zip(self._output_list, self._run(self._output_list, feeds, None)))  # noqa: B905\n"
+RECORD_HOT = "        records.append((t1 - begin, t1 - t0, code))\n"
 PREDICT_HOT = "        x, model_type = wire.decode_predict(data)\n"
 
 
@@ -57,7 +60,8 @@ def _replace(path: Path, old: str, new: str) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
-def plant(repo: Path, *, backend_fraction: float = 0.0, predict_seconds: float = 0.0, message: str = "B") -> str:
+def plant(repo: Path, *, backend_fraction: float = 0.0, predict_seconds: float = 0.0, record_fraction: float = 0.0,
+          message: str = "B") -> str:
     """Commit a slowdown on top of ``repo``'s HEAD; returns the new commit id."""
     if backend_fraction:
         _replace(repo / ONNXRT, ONNXRT_HOT, (
@@ -75,5 +79,8 @@ def plant(repo: Path, *, backend_fraction: float = 0.0, predict_seconds: float =
             f"        _end = _t.perf_counter() + {predict_seconds!r}\n"
             "        while _t.perf_counter() < _end:\n"
             "            pass\n" + PREDICT_HOT))
+    if record_fraction:  # the load generator counts time that is not the call's
+        _replace(repo / GENERATOR, RECORD_HOT, (
+            f"        t1 += {record_fraction!r} * (t1 - t0)  # planted miscount\n" + RECORD_HOT))
     _git(repo, "-c", "user.name=gate-proof", "-c", "user.email=gate@proof", "commit", "-q", "-am", message)
     return _git(repo, "rev-parse", "HEAD")

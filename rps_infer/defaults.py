@@ -10,3 +10,4 @@ TARGET_FPS = 250.0  # the cost report's around-the-clock load: ten 25 FPS stream
 LOAD_WARMUP_S = 1.0  # seconds of closed-loop load per case not counted
 SOAK_WARMUP_S = 3.0  # seconds of a soak not counted
 SOAK_INTERVAL_S = 1.0  # seconds per reported soak window
+HANDLER_THREADS = 2  # gRPC handler threads of a server process (the service and the sync echo: measured best)

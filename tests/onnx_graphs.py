@@ -15,12 +15,14 @@ IR_VERSION = 10
 OPSET = 17
 
 
-def mlp_graph(w: MLPWeights, path: Path, *, bug: str | None = None) -> Path:
+def mlp_graph(w: MLPWeights, path: Path, *, bug: str | None = None, batch: int | str = "batch") -> Path:
     """Write ``w`` as an ONNX MLP. ``bug`` plants one export mistake:
 
     - ``no-sigmoid``: the value head's final sigmoid is dropped;
     - ``log-softmax``: LogSoftmax in place of Softmax;
     - ``transposed-hidden``: the hidden weights read in the wrong order (a reshape where a transpose belongs).
+
+    ``batch``: the first dim (a name: dynamic; a number: fixed, as some exports write it).
     """
     w1t = w.w1.T.astype(np.float32)  # [in, hidden] for MatMul
     if bug == "transposed-hidden":
@@ -46,8 +48,8 @@ def mlp_graph(w: MLPWeights, path: Path, *, bug: str | None = None) -> Path:
         nodes.append(helper.make_node(op, ["logits"], ["output"], axis=-1))
     graph = helper.make_graph(
         nodes, "mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", w.input_size])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", w.output_size])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, w.input_size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, w.output_size])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)

@@ -83,21 +83,23 @@ def test_runner_class_slug():
     assert runner_class().startswith(("cpu-", "gpu-"))
 
 
-def test_bench_over_grpc_writes_a_report_with_echo_and_inprocess_rows(built_zoo, tmp_path, capsys):
+def test_bench_over_grpc_reports_both_echoes_the_naive_server_and_inprocess(built_zoo, tmp_path, capsys):
     from rps_infer.serving.launch import ServerProcess, serve_command
 
     with ServerProcess(serve_command("--policy", str(built_zoo["policy"].onnx_path),
                                      "--value", str(built_zoo["value"].onnx_path))) as server:
         assert main(["bench", "--target", server.target, "--api", "neural,v2", "--model", "value",
                      "--batch-sizes", "1,8", "--concurrency", "2", "--duration", "0.5", "--warmup", "0.3",
-                     "--echo", "--inprocess", "--server-pid", str(server.pid), "--out", str(tmp_path)]) == 0
+                     "--echo", "--naive", "--inprocess", "--server-pid", str(server.pid), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "vs echo" in out and "cpu us/req" in out
     (folder,) = tmp_path.iterdir()
     data = json.loads((folder / "report.json").read_text())
     assert data["kind"] == "grpc"
     series = {(r["series"], r["api"], r["batch"], r["concurrency"]) for r in data["rows"]}
-    assert ("service", "v2", 8, 2) in series and ("echo", "neural", 1, 2) in series
+    assert ("service", "v2", 8, 2) in series and ("echo-sync", "neural", 1, 2) in series
+    assert ("echo-aio", "v2", 8, 2) in series and ("naive", "neural", 8, 2) in series
+    assert ("naive", "v2", 8, 2) not in series  # the naive script speaks the NeuralService only
     assert ("inprocess", "-", 8, 1) in series
     service = [r for r in data["rows"] if r["series"] == "service"]
     assert all(r["requests"] > 0 and not r["errors"] for r in service)

@@ -18,7 +18,7 @@ import grpc
 import numpy as np
 import pytest
 
-from rps_infer.bench.loadgen.closed_loop import process_tree
+from rps_infer.bench.loadgen.generator import process_tree
 from rps_infer.client import NeuralClient, V2Client
 from rps_infer.game import realistic_positions
 from rps_infer.nets import digits

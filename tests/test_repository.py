@@ -131,3 +131,32 @@ def test_the_example_fails_clearly_on_a_model_that_is_not_ready(server):
     proc = subprocess.run([sys.executable, str(example), "--url", server.target, "--models", "broken"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "broken is not ready" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_fixed_batch_model_asking_for_batching_serves_800_concurrent_calls_without_a_failure(tmp_path):
+    """Merging requests for a [1, 81] model would hand it [N, 81] (seen: "expected shape [1, 81],
+    got [6, 81]" when the guard is taken out): it must never be batched."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rps_infer.formats import gojson
+    from rps_infer.nets.mlp import forward
+
+    from .onnx_graphs import mlp_graph
+
+    w = gojson.read(REPO / "fixtures" / "policy.json")
+    mlp_graph(w, tmp_path / "fixed.onnx", batch=1)
+    (tmp_path / "fixed.toml").write_text("max_batch_size = 64\nmax_queue_delay_us = 500\n")
+    x = realistic_positions(800, 3)
+    want = forward(w, x)
+    with ServerProcess("--model-repository", str(tmp_path), "--batching") as server:
+        (line,) = [x for x in server.log().splitlines() if "model 'fixed'" in x]
+        assert "batching off (its batch dim is fixed at 1)" in line
+
+        def call(i: int) -> float:
+            with V2Client(server.target) as client:
+                return float(np.abs(client.infer("fixed", {"input": x[i:i + 1]})["output"][0] - want[i]).max())
+
+        with ThreadPoolExecutor(32) as pool:
+            errors = list(pool.map(call, range(800)))  # a failed call raises here
+    assert len(errors) == 800 and max(errors) < 1e-5

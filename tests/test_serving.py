@@ -315,7 +315,7 @@ def test_prometheus_metrics_count_requests_errors_latency_and_batches(models):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         metrics_port = s.getsockname()[1]
-    with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]),
+    with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]), "--batching",
                        "--metrics-port", str(metrics_port)) as proc, NeuralClient(proc.target) as c:
         c.batch_predict("value", realistic_positions(5))
         with pytest.raises(grpc.RpcError):
@@ -356,10 +356,10 @@ def test_serve_refuses_an_unavailable_device_with_a_clear_error():
 
 
 def test_unet_frames_travel_as_raw_bytes_over_v2(built_zoo):
-    from rps_infer.bench.loadgen.closed_loop import payload
+    from rps_infer.bench.loadgen.generator import entry_payload
 
     entry = built_zoo["unet-ci"]
-    frames = payload("unet-ci", 8)  # 8 frames of 6x128x128 and their audio
+    frames = entry_payload(entry, 8)  # 8 frames of 6x128x128 and their audio
     with ServerProcess("--policy", str(built_zoo["policy"].onnx_path), "--value", str(built_zoo["value"].onnx_path),
                        "--model", f"unet-ci={entry.onnx_path}") as proc, V2Client(proc.target) as c:
         meta = c.metadata("unet-ci")

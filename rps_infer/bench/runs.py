@@ -107,15 +107,15 @@ def ab(revisions: Sequence[str], entry: zoo.ZooEntry, backends: list[str], batch
 
 
 def grpc(target: str, apis: Sequence[str], model: str, batch_sizes: Sequence[int], concurrency: Sequence[int], *,
-         duration_s: float, warmup_s: float, server_pids: list[int] | None, echo: bool, inprocess_too: bool,
-         command: str, progress: Progress = None) -> dict:
-    """Closed-loop load against a running server (and the echo floor, and in-process, when asked)."""
-    from rps_infer.bench.loadgen.closed_loop import APIS
+         command: str, progress: Progress = None, **load) -> dict:
+    """Load against a running server (closed loop, or open loop at ``rate``), and beside it the
+    echo floor, the naive server and in-process timing when asked (``load``: the keyword
+    arguments of :func:`rps_infer.bench.loadgen.sweep.grpc_sweep`)."""
+    from rps_infer.bench.loadgen.generator import APIS
     from rps_infer.bench.loadgen.sweep import grpc_sweep
 
     if not apis or any(a not in APIS for a in apis):
         raise RpsInferError(f"--api takes {' or '.join(APIS)} (comma-separated), got {','.join(apis)!r}")
-    rows = grpc_sweep(target, apis, model, batch_sizes, concurrency, duration_s=duration_s, warmup_s=warmup_s,
-                      server_pids=server_pids, echo=echo, inprocess=inprocess_too, progress=progress)
-    return _stamp({"kind": "grpc", "model": model, "target": target, "duration_s": duration_s,
-                   "warmup_s": warmup_s, "rows": rows}, command)
+    rows = grpc_sweep(target, apis, model, batch_sizes, concurrency, progress=progress, **load)
+    return _stamp({"kind": "grpc", "model": model, "target": target, "duration_s": load["duration_s"],
+                   "warmup_s": load["warmup_s"], "rate": load.get("rate"), "rows": rows}, command)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from rps_infer.bench.loadgen.closed_loop import LoadSpec
+from rps_infer.bench.loadgen.generator import LoadSpec
 from rps_infer.bench.suite import run_case
 
 # unet-ci b1: one 6x128x128 frame + audio (400 kB) in, 3x128x128 out: the transport cost of a frame.

@@ -82,7 +82,14 @@ def _grpc_options(p: argparse.ArgumentParser) -> None:
                    help=f"seconds per case not counted (default {defaults.LOAD_WARMUP_S:g})")
     g.add_argument("--server-pid", type=common.count, action="append", default=[],
                    help="server process to read CPU time from (repeatable; its workers are included)")
-    g.add_argument("--echo", action="store_true", help="also load a bare grpcio echo server (the transport floor)")
+    g.add_argument("--rate", type=common.positive, metavar="REQ_PER_S",
+                   help="open loop: send this many requests per second over all clients on a fixed schedule, "
+                   "latency counted from each request's intended send time (default: closed loop)")
+    g.add_argument("--echo", action="store_true",
+                   help="also load the bare grpcio echoes, sync and aio (the transport floor: the faster one)")
+    g.add_argument("--naive", action="store_true",
+                   help="also load the naive reference server (plain grpcio + ONNX Runtime, the script the service "
+                   "replaces; NeuralService only)")
     g.add_argument("--inprocess", action="store_true", help="also time the same model in-process")
 
 
@@ -98,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         report = runs.grpc(args.target, [a for a in args.api.split(",") if a], args.model,
                            args.batch_sizes or (1, 64), args.concurrency, duration_s=args.duration,
                            warmup_s=args.warmup, server_pids=args.server_pid or None, echo=args.echo,
-                           inprocess_too=args.inprocess, command=command, progress=stderr_progress)
+                           naive=args.naive, inprocess=args.inprocess, rate=args.rate, command=command,
+                           progress=stderr_progress)
         title = f"{args.model} over gRPC at {args.target}; client on {reports.machine_line(report)}"
         return _finish(report, title, reports.grpc_table_lines(report), args.out,
                        reports.grpc_compare_lines(old, report) if old and old.get("kind") == "grpc" else [])

@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
                    help="serve another model on the v2 API (repeatable)")
     p.add_argument("--model-repository", type=common.existing_folder, metavar="DIR",
                    help="also serve every DIR/<name>.onnx as <name> (sidecar DIR/<name>.toml: backend, device, "
-                   "precision, batching, tolerance); one that fails to load is not ready, the others serve")
+                   "precision, tolerance, max_batch_size, preferred_batch_sizes, max_queue_delay_us); one that "
+                   "fails to load is not ready, the others serve")
     p.add_argument("--backend", choices=["onnxrt", "pyt", "tf"], default=d.backend)
     p.add_argument("--device", default=d.device, help="cpu, cuda, tensorrt, openvino, coreml, directml (onnxrt)")
     p.add_argument("--precision", default=d.precision, choices=["fp32", "fp16", "bf16", "int8"],
@@ -41,7 +42,9 @@ def add_parser(sub) -> None:
                    help=f"largest batch a request may carry and the batcher may form (default {d.max_batch_size})")
     p.add_argument("--batch-timeout-us", type=common.non_negative_int, default=d.batch_timeout_us,
                    help="how long the batcher waits for more requests (default 0: no added wait)")
-    p.add_argument("--no-batching", action="store_true", help="one backend call per request")
+    p.add_argument("--batching", action=argparse.BooleanOptionalAction, default=d.batching,
+                   help="adaptive batching of concurrent requests for every model whose batch dim is dynamic "
+                   "(default off: it did not pay for the MLPs; a repository sidecar turns it on per model)")
     p.add_argument("--max-message-mb", type=common.count, default=d.max_message_mb,
                    help=f"gRPC message size limit both ways (default {d.max_message_mb})")
     p.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf inputs")
@@ -72,7 +75,7 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         policy=args.policy, value=args.value, models=dict(args.model), model_repository=args.model_repository,
         backend=args.backend, device=args.device, precision=args.precision, host=args.host, port=args.port,
         workers=args.workers, threads=args.threads, intra_op_threads=args.intra_op_threads,
-        max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=not args.no_batching,
+        max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=args.batching,
         max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite,
         allow_any_head=args.allow_any_head, metrics_port=args.metrics_port, grace_s=args.grace,
         security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file, args.insecure))

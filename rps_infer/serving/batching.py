@@ -3,8 +3,9 @@
 Concurrent calls for one model are coalesced into one backend call and split back.
 There is no batching thread: the first caller to find the model idle becomes the
 leader and runs a batch of whatever is queued (its own request included); callers
-arriving meanwhile queue up and are served by the next leader. At concurrency 1 a
-call therefore runs at once on its own thread, with no hand-off. With a timeout
+arriving meanwhile queue up and are served by the next leader. A call that finds
+the model idle and nothing queued runs inline, as if there were no batcher (the
+cost of batching at one client is then a lock round trip). With a timeout
 above 0 the leader first waits up to that long for more requests.
 """
 
@@ -42,13 +43,17 @@ class AdaptiveBatcher:
             still runs, alone).
         timeout_us: how long a leader waits for more requests (0: take what queued
             while the previous batch ran, adding no wait at low load).
+        preferred: batch sizes worth waiting for (Triton's preferred_batch_size): a waiting
+            leader stops at the largest one instead of ``max_batch_size``.
         on_batch: called with the row count of every backend call (metrics).
     """
 
     def __init__(self, infer: Callable[[Feeds], dict[str, np.ndarray]], max_batch_size: int,
-                 timeout_us: int = 0, on_batch: Callable[[int], None] | None = None) -> None:
+                 timeout_us: int = 0, on_batch: Callable[[int], None] | None = None,
+                 preferred: tuple[int, ...] = ()) -> None:
         self._infer = infer
         self.max_batch_size = max_batch_size
+        self.target = min(max(preferred), max_batch_size) if preferred else max_batch_size
         self.timeout_s = timeout_us / 1e6
         self._on_batch = on_batch
         self._queue: deque[_Pending] = deque()
@@ -57,6 +62,12 @@ class AdaptiveBatcher:
 
     def infer(self, feeds: Feeds) -> dict[str, np.ndarray]:
         """Same contract as the wrapped ``infer``; blocks until this request's rows are done."""
+        if self.timeout_s <= 0:
+            with self._cond:
+                idle = not self._busy and not self._queue
+                self._busy = self._busy or idle
+            if idle:  # nothing to coalesce with: run inline, no queue entry, no split
+                return self._run_alone(feeds)
         item = _Pending(feeds)
         with self._cond:
             self._queue.append(item)
@@ -79,9 +90,20 @@ class AdaptiveBatcher:
             raise item.error
         return item.result
 
+    def _run_alone(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        try:
+            outputs = self._infer(feeds)
+            if self._on_batch is not None:
+                self._on_batch(next(iter(feeds.values())).shape[0])
+            return outputs
+        finally:  # callers that queued meanwhile wake up and one of them leads the next batch
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
     def _wait_for_more(self) -> None:
         deadline = time.monotonic() + self.timeout_s
-        while sum(p.rows for p in self._queue) < self.max_batch_size:
+        while sum(p.rows for p in self._queue) < self.target:
             left = deadline - time.monotonic()
             if left <= 0:
                 return

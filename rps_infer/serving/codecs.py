@@ -7,6 +7,7 @@ with ``np.frombuffer`` / ``tobytes``, never element by element for raw tensors.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,19 +45,26 @@ CONTENTS_FIELDS = {
 
 def datatype_of(dtype: np.dtype | str) -> str:
     """The v2 datatype name of a numpy dtype (``float32`` -> ``FP32``)."""
-    dtype = np.dtype(dtype).newbyteorder("=")
-    if dtype not in DATATYPES:
-        raise InvalidRequestError(f"numpy dtype {dtype} has no Open Inference Protocol datatype")
-    return DATATYPES[dtype]
+    known = _DATATYPE_CACHE.get(dtype)
+    if known is not None:  # the hot path: a dtype seen before (~1 us saved per tensor)
+        return known
+    native = np.dtype(dtype).newbyteorder("=")
+    if native not in DATATYPES:
+        raise InvalidRequestError(f"numpy dtype {native} has no Open Inference Protocol datatype")
+    _DATATYPE_CACHE[dtype] = DATATYPES[native]
+    return DATATYPES[native]
+
+
+_DATATYPE_CACHE: dict = {}
 
 
 def check_shape(name: str, shape: Sequence[int], limit: int) -> tuple[int, ...]:
     """Shape from the wire: non-negative dims and at most ``limit`` elements."""
-    shape = tuple(int(d) for d in shape)
-    if any(d < 0 for d in shape):
-        raise InvalidRequestError(f"input {name!r}: shape {list(shape)} has a negative dimension")
+    shape = tuple(shape)
     count = 1
     for d in shape:
+        if d < 0:
+            raise InvalidRequestError(f"input {name!r}: shape {list(shape)} has a negative dimension")
         count *= d
         if count > limit:
             raise InvalidRequestError(f"input {name!r}: shape {list(shape)} has more than {limit} elements")
@@ -66,7 +74,10 @@ def check_shape(name: str, shape: Sequence[int], limit: int) -> tuple[int, ...]:
 def decode_raw(name: str, datatype: str, shape: tuple[int, ...], raw: bytes) -> np.ndarray:
     """A tensor from raw bytes; the byte count must match datatype and shape exactly."""
     dtype = _dtype(name, datatype)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    count = 1
+    for d in shape:
+        count *= d
+    expected = count * dtype.itemsize
     if len(raw) != expected:
         raise InvalidRequestError(
             f"input {name!r}: {datatype}{list(shape)} needs {expected} raw bytes, got {len(raw)}"
@@ -99,7 +110,12 @@ def encode_contents(array: np.ndarray, contents) -> None:
 
 def to_raw(array: np.ndarray) -> bytes:
     """Little-endian, row-major bytes of ``array``."""
+    if (array.dtype.byteorder in "=|" and LITTLE_ENDIAN) or array.dtype.byteorder == "<":
+        return array.tobytes()  # tobytes is row-major whatever the layout
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def _dtype(name: str, datatype: str) -> np.dtype:

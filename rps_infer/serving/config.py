@@ -12,6 +12,24 @@ import rps_infer.defaults as defaults
 from rps_infer.serving.security import SecurityConfig
 
 
+@dataclass(frozen=True)
+class Batching:
+    """A model's adaptive batching: requests merged up to ``max_batch_size`` rows, the leader
+    waiting up to ``max_queue_delay_us`` for ``preferred_batch_sizes``' largest (Triton's
+    dynamic batcher's settings). ``max_batch_size`` 0 is off."""
+
+    max_batch_size: int = 0
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_us: int = 0
+
+    def describe(self) -> str:
+        """``batching up to 64 rows, preferred [8, 32], waiting up to 100 us`` or ``batching off``."""
+        if not self.max_batch_size:
+            return "batching off"
+        preferred = f", preferred {list(self.preferred_batch_sizes)}" if self.preferred_batch_sizes else ""
+        return f"batching up to {self.max_batch_size} rows{preferred}, waiting up to {self.max_queue_delay_us} us"
+
+
 @dataclass
 class ServerConfig:
     """Everything ``rps-infer serve`` takes."""
@@ -26,11 +44,15 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = defaults.GRPC_PORT
     workers: int = 1
-    threads: int = 16  # gRPC handler threads per worker
+    # gRPC handler threads per worker: 2 served the most req/s at 8 and 32 clients (16 spent
+    # ~130 us more CPU per request on handing the GIL around; benchmarks/README.md).
+    threads: int = defaults.HANDLER_THREADS
     intra_op_threads: int = 1  # per model; more helps large models, hurts tiny ones
     max_batch_size: int = defaults.MAX_BATCH_SIZE
     batch_timeout_us: int = 0
-    batching: bool = True
+    # Off by default: merging concurrent requests did not pay for the MLPs at any concurrency
+    # measured, and costs a queue hop per call (benchmarks/README.md, "Serving at the floor").
+    batching: bool = False
     max_message_mb: int = 64
     allow_nonfinite: bool = False
     allow_any_head: bool = False  # serve a policy / value whose outputs are not probabilities / in [0, 1]

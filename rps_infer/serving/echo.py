@@ -1,14 +1,17 @@
-"""A bare grpcio echo server: the transport floor the service is measured against.
+"""Bare grpcio echo servers: the transport floor the service is measured against.
 
-It speaks the same two APIs with the same payloads and server options as
-``rps-infer serve`` and does no inference: Predict answers 9 fixed probabilities
-(policy) or a value; BatchPredict one response per input; ModelInfer answers a model
-given with ``--model NAME=FILE.onnx`` with zero tensors of that graph's outputs (names,
-datatypes and shapes, the batch dim taken from the request), as raw bytes. Everything
-the service does beyond this (decoding to numpy, validation, inference, encoding) is
-its overhead.
+They speak the same two APIs with the same payloads and server options as ``rps-infer
+serve`` and do no inference: Predict answers 9 fixed probabilities (policy) or a value;
+BatchPredict one response per input; ModelInfer answers a model given with ``--model
+NAME=FILE.onnx`` with zero tensors of that graph's outputs (names, datatypes and shapes, the
+batch dim taken from the request), as raw bytes. Everything the service does beyond this
+(decoding to numpy, validation, inference, encoding) is its overhead.
 
-    python -m rps_infer.serving.echo [--port 0] [--threads 16] [--model NAME=FILE.onnx ...]
+Two of them, because the floor is the *fastest* bare Python server on the machine: the sync
+``grpc.server`` (a thread pool) and ``grpc.aio`` (handlers in the event loop). Reports show the
+service against the faster one, so a slow echo can never make the service look close to it.
+
+    python -m rps_infer.serving.echo [--aio] [--port 0] [--threads 16] [--model NAME=FILE.onnx ...]
 """
 
 from __future__ import annotations
@@ -16,82 +19,172 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from concurrent import futures
+
+import rps_infer.defaults as defaults
 
 OUTPUT_COLUMNS = {"policy": 9, "value": 1}
 FIXED_PROBABILITIES = [1.0 / 9] * 9
+KINDS = ("sync", "aio")
 
 
-def build_echo_server(host: str, port: int, threads: int = 16, max_message_mb: int = 64,
-                      models: dict[str, str] | None = None):
-    """(server, bound port) of a started echo server answering ModelInfer for ``models``
-    (name -> ONNX file)."""
-    import grpc
-    import numpy as np
+class Answers:
+    """What an echo answers, as plain functions of the request (no server in them)."""
 
-    from rps_infer.formats.onnxfile import io_specs
-    from rps_infer.serving import codecs
-    from rps_infer.serving.protos import neural_pb2, neural_pb2_grpc, predict_v2_pb2, predict_v2_pb2_grpc
+    def __init__(self, models: dict[str, str] | None = None) -> None:
+        from rps_infer.formats.onnxfile import io_specs
 
-    outputs = {name: io_specs(path)[1] for name, path in (models or {}).items()}
+        self.outputs = {name: io_specs(path)[1] for name, path in (models or {}).items()}
 
+    @staticmethod
     def one(model_type: str):
+        from rps_infer.serving.protos import neural_pb2
+
         if model_type == "value":
             return neural_pb2.PredictResponse(value=0.5)
         return neural_pb2.PredictResponse(probabilities=FIXED_PROBABILITIES, best_move=0)
 
-    class Neural(neural_pb2_grpc.NeuralServiceServicer):
-        def Predict(self, request, context):  # noqa: N802
-            return one(request.model_type)
+    def predict(self, request):
+        return self.one(request.model_type)
 
-        def BatchPredict(self, request, context):  # noqa: N802
-            return neural_pb2.BatchPredictResponse(outputs=[one(request.model_type) for _ in request.inputs])
+    def batch_predict(self, request):
+        from rps_infer.serving.protos import neural_pb2
 
-        def GetModelInfo(self, request, context):  # noqa: N802
-            return neural_pb2.ModelInfoResponse(input_size=81, hidden_size=-1,
-                                                output_size=OUTPUT_COLUMNS.get(request.model_type, 9))
+        return neural_pb2.BatchPredictResponse(outputs=[self.one(request.model_type) for _ in request.inputs])
 
-    class Inference(predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
-        def ServerLive(self, request, context):  # noqa: N802
-            return predict_v2_pb2.ServerLiveResponse(live=True)
+    def model_info(self, request):
+        from rps_infer.serving.protos import neural_pb2
 
-        def ModelInfer(self, request, context):  # noqa: N802
-            if request.model_name not in outputs:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"no model {request.model_name!r}")
-            batch = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 1
-            response = predict_v2_pb2.ModelInferResponse(model_name=request.model_name, id=request.id)
-            for spec in outputs[request.model_name]:
-                shape = [batch, *(1 if d is None else d for d in spec.shape[1:])]
-                response.outputs.add(name=spec.name, datatype=codecs.datatype_of(spec.dtype), shape=shape)
-                response.raw_output_contents.append(np.zeros(shape, spec.dtype).tobytes())
-            return response
+        return neural_pb2.ModelInfoResponse(input_size=81, hidden_size=-1,
+                                            output_size=OUTPUT_COLUMNS.get(request.model_type, 9))
 
+    def model_infer(self, request):
+        """The response, or None for a model the echo does not know."""
+        import numpy as np
+
+        from rps_infer.serving import codecs
+        from rps_infer.serving.protos import predict_v2_pb2
+
+        if request.model_name not in self.outputs:
+            return None
+        batch = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 1
+        response = predict_v2_pb2.ModelInferResponse(model_name=request.model_name, id=request.id)
+        for spec in self.outputs[request.model_name]:
+            shape = [batch, *(1 if d is None else d for d in spec.shape[1:])]
+            response.outputs.add(name=spec.name, datatype=codecs.datatype_of(spec.dtype), shape=shape)
+            response.raw_output_contents.append(np.zeros(shape, spec.dtype).tobytes())
+        return response
+
+
+def _servicers(answers: Answers, aio: bool):
+    """NeuralService and GRPCInferenceService servicers over ``answers`` (async for ``aio``)."""
+    import grpc
+
+    from rps_infer.serving.protos import neural_pb2_grpc, predict_v2_pb2, predict_v2_pb2_grpc
+
+    def infer(request, context):
+        response = answers.model_infer(request)
+        if response is None:
+            context.set_code(grpc.StatusCode.NOT_FOUND)
+            context.set_details(f"no model {request.model_name!r}")
+            return predict_v2_pb2.ModelInferResponse()
+        return response
+
+    def live(request, context):
+        return predict_v2_pb2.ServerLiveResponse(live=True)
+
+    handlers = {"Predict": lambda r, c: answers.predict(r), "BatchPredict": lambda r, c: answers.batch_predict(r),
+                "GetModelInfo": lambda r, c: answers.model_info(r), "ModelInfer": infer, "ServerLive": live}
+    if aio:
+        handlers = {name: _awaitable(fn) for name, fn in handlers.items()}
+    neural = type("Neural", (neural_pb2_grpc.NeuralServiceServicer,),
+                  {n: staticmethod(handlers[n]) for n in ("Predict", "BatchPredict", "GetModelInfo")})
+    inference = type("Inference", (predict_v2_pb2_grpc.GRPCInferenceServiceServicer,),
+                     {n: staticmethod(handlers[n]) for n in ("ModelInfer", "ServerLive")})
+    return neural(), inference()
+
+
+def _awaitable(fn):
+    async def handler(request, context):
+        return fn(request, context)
+
+    return handler
+
+
+def _options(max_message_mb: int) -> list:
     limit = max_message_mb * 1024 * 1024
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads),
-                         options=[("grpc.max_receive_message_length", limit),
-                                  ("grpc.max_send_message_length", limit), ("grpc.so_reuseport", 0)])
-    neural_pb2_grpc.add_NeuralServiceServicer_to_server(Neural(), server)
-    predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(Inference(), server)
+    return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", 0)]
+
+
+def build_echo_server(host: str, port: int, threads: int = defaults.HANDLER_THREADS, max_message_mb: int = 64,
+                      models: dict[str, str] | None = None):
+    """(server, bound port) of a started sync echo server answering ModelInfer for ``models``."""
+    from concurrent import futures
+
+    import grpc
+
+    from rps_infer.serving.protos import neural_pb2_grpc, predict_v2_pb2_grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=_options(max_message_mb))
+    neural, inference = _servicers(Answers(models), aio=False)
+    neural_pb2_grpc.add_NeuralServiceServicer_to_server(neural, server)
+    predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     return server, bound
 
 
+async def serve_aio(host: str, port: int, models: dict[str, str], ready, stop, max_message_mb: int = 64) -> None:
+    """Run the aio echo until ``stop`` (an asyncio.Event) is set; ``ready(port)`` once it listens."""
+    import grpc
+
+    from rps_infer.serving.protos import neural_pb2_grpc, predict_v2_pb2_grpc
+
+    server = grpc.aio.server(options=_options(max_message_mb))
+    neural, inference = _servicers(Answers(models), aio=True)
+    neural_pb2_grpc.add_NeuralServiceServicer_to_server(neural, server)
+    predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    ready(bound)
+    await stop.wait()
+    await server.stop(1)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the echo server until SIGTERM; prints the same readiness line as the service."""
+    """Run an echo server until SIGTERM; prints the same readiness line as the service."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--aio", action="store_true", help="grpc.aio instead of the sync thread-pool server")
+    parser.add_argument("--threads", type=int, default=defaults.HANDLER_THREADS,
+                        help=f"sync server: handler threads (default {defaults.HANDLER_THREADS}, its fastest here)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=FILE.onnx",
                         help="answer ModelInfer for this model with zeros shaped like its outputs (repeatable)")
     args = parser.parse_args(argv)
     models = dict(item.split("=", 1) for item in args.model)
+    kind = "aio" if args.aio else "sync"
+
+    def ready(port: int) -> None:
+        print(f"rps-infer serving on {args.host}:{port} (echo, {kind})", flush=True)
+
+    if args.aio:
+        import asyncio
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await serve_aio(args.host, args.port, models, ready, stop)
+
+        asyncio.run(run())
+        return 0
     server, port = build_echo_server(args.host, args.port, args.threads, models=models)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
-    print(f"rps-infer serving on {args.host}:{port} (echo)", flush=True)
+    ready(port)
     while not stop.wait(0.5):
         pass
     server.stop(1).wait()

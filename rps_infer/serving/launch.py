@@ -30,6 +30,12 @@ def echo_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "rps_infer.serving.echo", "--port", "0", *args]
 
 
+def naive_command(policy, value) -> list[str]:
+    """The naive reference server (:mod:`rps_infer.serving.naive`) on a free port."""
+    return [sys.executable, "-m", "rps_infer.serving.naive", "--port", "0", "--policy", str(policy),
+            "--value", str(value)]
+
+
 class ServerProcess:
     """A running server; ``target`` is HOST:PORT and ``pid`` its process. A context manager."""
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 class NullMetrics:
-    """Records nothing: the default, so the hot path pays only a method call."""
+    """Records nothing: the default; with it the handlers skip metrics altogether."""
+
+    enabled = False
 
     def in_flight(self, api: str, delta: int) -> None:
         """Requests being served now, by API."""
@@ -18,6 +20,8 @@ class NullMetrics:
 
 class PrometheusMetrics(NullMetrics):
     """Counters, histograms and gauges exported on an HTTP port."""
+
+    enabled = True
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server

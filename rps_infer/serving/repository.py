@@ -2,8 +2,10 @@
 
 ``<name>.onnx`` may have a sidecar ``<name>.toml`` with the keys of a ``models/zoo.toml``
 table. The ones serving uses: ``backend`` or ``backends`` (a spec such as ``onnxrt-cuda``;
-the first of a list), ``device``, ``precision``, ``batching`` (true/false) and
-``tolerance`` (a preset, reported in the model's parameters). The zoo's other keys are
+the first of a list), ``device``, ``precision``, ``tolerance`` (a preset, reported in the
+model's parameters) and adaptive batching: ``max_batch_size`` (0: off), ``preferred_batch_sizes``,
+``max_queue_delay_us`` (as Triton's dynamic batcher), or ``batching = true/false`` (the
+server's sizes). The zoo's other keys are
 accepted and ignored, so a zoo table can be copied as it is; any other key is an error.
 
 Names are validated: letters, digits, ``_``, ``-`` and ``.`` (not first), at most 128
@@ -39,6 +41,9 @@ class RepositoryModel:
     device: str | None = None  # None: the server's --device
     precision: str | None = None  # None: the server's --precision
     batching: bool | None = None  # None: the server's setting
+    max_batch_size: int | None = None  # 0: batching off; None: the server's setting
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_us: int | None = None
     tolerance: str | None = None
     error: str | None = None
 
@@ -84,6 +89,9 @@ class Sidecar(Strict):
     device: str | None = None
     precision: Literal["fp32", "fp16", "int8"] | None = None
     batching: StrictBool | None = None
+    max_batch_size: Annotated[int, Field(ge=0, strict=True)] | None = None
+    preferred_batch_sizes: list[Annotated[int, Field(gt=0, strict=True)]] = Field(default_factory=list)
+    max_queue_delay_us: Annotated[int, Field(ge=0, strict=True)] | None = None
     tolerance: str | None = None
 
     @model_validator(mode="before")
@@ -129,4 +137,7 @@ def _apply_sidecar(model: RepositoryModel, sidecar: Path) -> None:
     model.device = table.device or model.device
     model.precision = table.precision or model.precision
     model.batching = table.batching
+    model.max_batch_size = table.max_batch_size
+    model.preferred_batch_sizes = tuple(table.preferred_batch_sizes)
+    model.max_queue_delay_us = table.max_queue_delay_us
     model.tolerance = table.tolerance

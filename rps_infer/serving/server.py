@@ -24,7 +24,7 @@ from rps_infer.backends import registry
 from rps_infer.errors import RpsInferError
 from rps_infer.serving import security
 from rps_infer.serving.batching import AdaptiveBatcher
-from rps_infer.serving.config import ServerConfig
+from rps_infer.serving.config import Batching, ServerConfig
 from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
 from rps_infer.serving.service import ModelRegistry, ServedModel, ServingOptions
 
@@ -88,16 +88,45 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
         if name in ("policy", "value"):
             raise RpsInferError(f"--model {name}=... clashes with the --{name} model; choose another name")
         models.append(load_model(name, path, config))
-    batching = {m.name: config.batching for m in models}
+    server_batching = Batching(config.max_batch_size if config.batching else 0, (), config.batch_timeout_us)
+    batching = {m.name: server_batching for m in models}
     if config.model_repository is not None:
-        for model, batched in load_repository(config, set(batching)):
+        for model, wanted in load_repository(config, set(batching)):
             models.append(model)
-            batching[model.name] = batched
+            batching[model.name] = wanted
     for m in models:
-        if m.ready and batching[m.name]:
-            m.batcher = AdaptiveBatcher(m.backend.infer, config.max_batch_size, config.batch_timeout_us,
-                                        on_batch=lambda rows, name=m.name: metrics.batch(name, rows))
+        if m.ready:
+            settle(m, batching[m.name], metrics)
     return ModelRegistry(models, ServingOptions(config.max_batch_size, config.allow_nonfinite))
+
+
+def settle(model: ServedModel, wanted: Batching, metrics: NullMetrics) -> None:
+    """Give ``model`` its batcher (never where its batch dim is fixed: merged requests would not
+    fit), warm it up at the batch sizes it will see, and log what it serves with."""
+    from rps_infer.inputs import make_feeds
+
+    batching = wanted
+    note = ""
+    if wanted.max_batch_size and model.fixed_batch is not None:
+        batching, note = Batching(), f" (its batch dim is fixed at {model.fixed_batch})"
+    if batching.max_batch_size:
+        model.batcher = AdaptiveBatcher(model.backend.infer, batching.max_batch_size, batching.max_queue_delay_us,
+                                        preferred=batching.preferred_batch_sizes,
+                                        on_batch=lambda rows, name=model.name: metrics.batch(name, rows))
+    model.batching = batching
+    # Warm-up, as Triton's model warm-up: the first calls allocate and compile; the server
+    # reports ready only after (Kubernetes readiness probes included).
+    sizes = {model.fixed_batch or 1, *(batching.preferred_batch_sizes or ())}
+    for batch in sorted(sizes):
+        feeds = make_feeds(model.input_specs, batch, seed=batch)
+        try:
+            for _ in range(3):
+                model.backend.infer(feeds)
+        except Exception as exc:  # a model that fails on generated inputs still serves the real ones
+            log.warning("model %r: warm-up at batch %d failed (%s); serving it anyway", model.name, batch,
+                        str(exc).splitlines()[0][:200])
+    log.info("model %r: %s on %s, inputs %s, %s%s, warmed up at batch %s", model.name, model.backend.name,
+             model.backend.device, [s.describe() for s in model.input_specs], batching.describe(), note, sorted(sizes))
 
 
 def check_head(model: ServedModel, path: Path | None) -> None:
@@ -114,8 +143,8 @@ def check_head(model: ServedModel, path: Path | None) -> None:
                             f"likely cause: {problem} (--allow-any-head serves it as it is)")
 
 
-def load_repository(config: ServerConfig, taken: set[str]) -> list[tuple[ServedModel, bool]]:
-    """The repository's models not named in ``taken``, each with whether it is batched; one
+def load_repository(config: ServerConfig, taken: set[str]) -> list[tuple[ServedModel, Batching]]:
+    """The repository's models not named in ``taken``, each with the batching asked for; one
     that fails to load is returned not ready, with the reason."""
     from dataclasses import replace
 
@@ -126,7 +155,7 @@ def load_repository(config: ServerConfig, taken: set[str]) -> list[tuple[ServedM
         if entry.name in taken:
             log.warning("repository model %r is shadowed by the command line's model of that name", entry.name)
             continue
-        batched = config.batching if entry.batching is None else entry.batching
+        batched = _batching(config, entry)
         if entry.error is None:
             settings = replace(config, backend="onnxrt", device=entry.device or config.device,
                                precision=entry.precision or config.precision)
@@ -147,7 +176,7 @@ def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMet
     from grpc_reflection.v1alpha import reflection
 
     from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
-    from rps_infer.serving.service import InferenceServicer, NeuralServicer, generic_handler
+    from rps_infer.serving.service import InferenceServicer, NeuralServicer, method_handlers
 
     limit = config.max_message_mb * 1024 * 1024
     options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
@@ -156,8 +185,9 @@ def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMet
     interceptors = [security.token_interceptor(token)] if token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.threads), options=options,
                          interceptors=interceptors)
-    server.add_generic_rpc_handlers((generic_handler(SERVICE_NAMES[0], NeuralServicer(registry, metrics)),
-                                     generic_handler(SERVICE_NAMES[1], InferenceServicer(registry, metrics))))
+    for name, servicer in zip(SERVICE_NAMES, (NeuralServicer(registry, metrics), InferenceServicer(registry, metrics)),
+                              strict=True):
+        server.add_registered_method_handlers(name, method_handlers(servicer))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (neural_pb2.DESCRIPTOR.services_by_name["NeuralService"].full_name,
@@ -170,6 +200,14 @@ def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMet
     if port == 0:
         raise RpsInferError(f"cannot bind {config.host}:{config.port} (in use or not an address of this host)")
     return server, health_servicer, port
+
+
+def _batching(config: ServerConfig, entry) -> Batching:
+    """The batching a repository model asks for in its sidecar, else the server's."""
+    on = config.batching if entry.batching is None else entry.batching
+    size = entry.max_batch_size if entry.max_batch_size is not None else (config.max_batch_size if on else 0)
+    delay = entry.max_queue_delay_us if entry.max_queue_delay_us is not None else config.batch_timeout_us
+    return Batching(size, entry.preferred_batch_sizes, delay)
 
 
 def set_health(health_servicer, serving: bool) -> None:

@@ -8,6 +8,7 @@ batcher, what the APIs report about it). The servicers decode a request, call
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ from rps_infer.backends.base import Backend
 from rps_infer.errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
 from rps_infer.serving import codecs, wire
 from rps_infer.serving.batching import AdaptiveBatcher
+from rps_infer.serving.config import Batching
 from rps_infer.serving.metrics import NullMetrics
 from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
 from rps_infer.serving.status import label_model, rpc
@@ -27,7 +29,9 @@ MAX_ELEMENTS = 1 << 28  # refuse shapes claiming more elements than this before 
 
 @dataclass
 class ServedModel:
-    """One model as the server sees it. ``error`` is set when it failed to load."""
+    """One model as the server sees it. ``error`` is set when it failed to load.
+
+    The backend's specs are read once here: the handlers use them on every request."""
 
     name: str
     backend: Backend | None
@@ -35,6 +39,20 @@ class ServedModel:
     hidden_size: int = -1
     error: str | None = None
     batcher: AdaptiveBatcher | None = field(default=None, repr=False)
+    version: str = "1"
+    batching: Batching | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend is not None:
+            self.input_specs = self.backend.input_specs
+            self.specs_by_name = {s.name: s for s in self.input_specs}
+            self.datatypes = {s.name: _datatype(s.dtype) for s in self.input_specs}
+            self.output_specs = self.backend.output_specs
+            self.output_names = tuple(s.name for s in self.output_specs)
+            self.first_input, self.first_output = self.input_specs[0].name, self.output_names[0]
+            shape = self.input_specs[0].shape
+            self.width = shape[1] if len(shape) > 1 else None
+            self.fixed_batch = shape[0] if shape else None  # the model takes only this many rows
 
     @property
     def ready(self) -> bool:
@@ -87,9 +105,9 @@ class ModelRegistry:
 
     def check_finite(self, name: str, array: np.ndarray) -> None:
         """Refuse NaN/Inf in float inputs unless --allow-nonfinite."""
-        # One reduction: a float64 sum of float values is finite exactly when every value is.
+        # One reduction: a float64 sum of float32 values is finite exactly when every value is.
         if (not self.options.allow_nonfinite and array.dtype.kind == "f"
-                and not np.isfinite(array.sum(dtype=np.float64))):
+                and not math.isfinite(array.sum(dtype=np.float64))):
             raise InvalidRequestError(f"input {name!r} contains NaN or Inf (start the server with "
                                       "--allow-nonfinite to accept them)")
 
@@ -113,25 +131,26 @@ class NeuralServicer:
         return model
 
     def _run(self, model: ServedModel, x: np.ndarray | list[np.ndarray]) -> np.ndarray:
-        width = model.backend.input_specs[0].shape[1]
+        width = model.width
         if isinstance(x, list):  # inputs of different lengths: name the first wrong one
             bad = next(i for i, r in enumerate(x) if len(r) != width)
             raise InvalidRequestError(f"expected {width} features per position, got {len(x[bad])} (input {bad})")
         if x.shape[1] != width:
             raise InvalidRequestError(f"expected {width} features per position, got {x.shape[1]}")
         self.registry.check_finite("features", x)
-        return model.infer({model.backend.input_specs[0].name: x})[model.backend.output_names[0]]
+        return model.infer({model.first_input: x})[model.first_output]
 
-    @rpc("neural")
+    @rpc("neural", returns=neural_pb2.PredictResponse)
     def Predict(self, data: bytes, context):  # noqa: N802 - gRPC method name
         x, model_type = wire.decode_predict(data)
         model = self._model(model_type)
-        out = self._run(model, x)[0]
+        out = self._run(model, x)[0].tolist()
         if model.kind == "value":
-            return neural_pb2.PredictResponse(value=float(out[0]))
-        return neural_pb2.PredictResponse(probabilities=out.tolist(), best_move=int(np.argmax(out)))
+            return neural_pb2.PredictResponse(value=out[0])
+        # max over a 9-element list: cheaper than numpy's argmax on a cold path
+        return neural_pb2.PredictResponse(probabilities=out, best_move=max(range(len(out)), key=out.__getitem__))
 
-    @rpc("neural")
+    @rpc("neural", returns=bytes)
     def BatchPredict(self, data: bytes, context):  # noqa: N802
         x, model_type = wire.decode_batch(data)
         model = self._model(model_type)
@@ -141,14 +160,14 @@ class NeuralServicer:
             return wire.encode_values(out[:, 0])
         return wire.encode_policies(out, np.argmax(out, axis=1))
 
-    @rpc("neural")
+    @rpc("neural", returns=neural_pb2.ModelInfoResponse)
     def GetModelInfo(self, data: bytes, context):  # noqa: N802
         request = wire.parse_message(neural_pb2.ModelInfoRequest, data)
         model = self._model(request.model_type)
         info = model.backend.describe()
         return neural_pb2.ModelInfoResponse(
-            input_size=model.backend.input_specs[0].shape[1], hidden_size=model.hidden_size,
-            output_size=model.backend.output_specs[0].shape[1], device=model.backend.device,
+            input_size=model.width, hidden_size=model.hidden_size,
+            output_size=model.output_specs[0].shape[1], device=model.backend.device,
             framework=f"{info.get('framework')} {info.get('version')}")
 
 
@@ -159,17 +178,17 @@ class InferenceServicer:
         self.registry = registry
         self.metrics = metrics or NullMetrics()
 
-    @rpc("v2")
+    @rpc("v2", returns=predict_v2_pb2.ServerLiveResponse)
     def ServerLive(self, data: bytes, context):  # noqa: N802
         wire.parse_message(predict_v2_pb2.ServerLiveRequest, data)
         return predict_v2_pb2.ServerLiveResponse(live=True)
 
-    @rpc("v2")
+    @rpc("v2", returns=predict_v2_pb2.ServerReadyResponse)
     def ServerReady(self, data: bytes, context):  # noqa: N802
         wire.parse_message(predict_v2_pb2.ServerReadyRequest, data)
         return predict_v2_pb2.ServerReadyResponse(ready=self.registry.ready())
 
-    @rpc("v2")
+    @rpc("v2", returns=predict_v2_pb2.ModelReadyResponse)
     def ModelReady(self, data: bytes, context):  # noqa: N802
         request = wire.parse_message(predict_v2_pb2.ModelReadyRequest, data)
         label_model(request.name)
@@ -178,12 +197,12 @@ class InferenceServicer:
             raise ModelNotFoundError(f"no model {request.name!r}; served: {sorted(self.registry.models)}")
         return predict_v2_pb2.ModelReadyResponse(ready=model.ready and not self.registry.shutting_down)
 
-    @rpc("v2")
+    @rpc("v2", returns=predict_v2_pb2.ServerMetadataResponse)
     def ServerMetadata(self, data: bytes, context):  # noqa: N802
         wire.parse_message(predict_v2_pb2.ServerMetadataRequest, data)
         return predict_v2_pb2.ServerMetadataResponse(name="rps_infer", version=VERSION, extensions=[])
 
-    @rpc("v2")
+    @rpc("v2", returns=predict_v2_pb2.ModelMetadataResponse)
     def ModelMetadata(self, data: bytes, context):  # noqa: N802
         request = wire.parse_message(predict_v2_pb2.ModelMetadataRequest, data)
         label_model(request.name)
@@ -196,18 +215,18 @@ class InferenceServicer:
 
         return predict_v2_pb2.ModelMetadataResponse(
             name=model.name, versions=["1"], platform=_platform(model.backend),
-            inputs=tensors(model.backend.input_specs), outputs=tensors(model.backend.output_specs))
+            inputs=tensors(model.input_specs), outputs=tensors(model.output_specs))
 
-    @rpc("v2")
+    @rpc("v2", returns=predict_v2_pb2.ModelInferResponse)
     def ModelInfer(self, data: bytes, context):  # noqa: N802
         request = wire.parse_message(predict_v2_pb2.ModelInferRequest, data)
         label_model(request.model_name)
         model = self.registry.get(request.model_name)
         feeds = self._decode(model, request)
-        wanted = [o.name for o in request.outputs] or list(model.backend.output_names)
-        unknown = [n for n in wanted if n not in model.backend.output_names]
+        wanted = [o.name for o in request.outputs] or list(model.output_names)
+        unknown = [n for n in wanted if n not in model.output_names]
         if unknown:
-            have = list(model.backend.output_names)
+            have = list(model.output_names)
             raise InvalidRequestError(f"unknown output(s) {unknown}; {model.name} has {have}")
         outputs = model.infer(feeds)
         response = predict_v2_pb2.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
@@ -222,7 +241,7 @@ class InferenceServicer:
         return response
 
     def _decode(self, model: ServedModel, request) -> dict[str, np.ndarray]:
-        specs = {s.name: s for s in model.backend.input_specs}
+        specs = model.specs_by_name
         names = [t.name for t in request.inputs]
         if sorted(names) != sorted(specs):
             raise InvalidRequestError(f"model {model.name!r} expects inputs {sorted(specs)}, got {names}")
@@ -233,7 +252,7 @@ class InferenceServicer:
         for i, tensor in enumerate(request.inputs):
             spec = specs[tensor.name]
             shape = codecs.check_shape(tensor.name, tensor.shape, MAX_ELEMENTS)
-            want = codecs.datatype_of(spec.dtype)
+            want = model.datatypes[tensor.name]
             if tensor.datatype != want:
                 raise InvalidRequestError(f"input {tensor.name!r}: expected datatype {want}, got {tensor.datatype!r}")
             if len(shape) != len(spec.shape) or any(d is not None and d != s for d, s in zip(spec.shape, shape,
@@ -250,6 +269,14 @@ class InferenceServicer:
         return feeds
 
 
+def _datatype(dtype: str) -> str | None:
+    """The v2 datatype of an input's dtype, or None where the protocol has none (never matches)."""
+    try:
+        return codecs.datatype_of(dtype)
+    except InvalidRequestError:
+        return None
+
+
 def _platform(backend: Backend) -> str:
     """The v2 platform name of a backend (the registry's)."""
     from rps_infer.backends import registry
@@ -258,18 +285,23 @@ def _platform(backend: Backend) -> str:
     return info.platform if info is not None else backend.name
 
 
-def _serialize(response) -> bytes:
-    return response if isinstance(response, bytes) else response.SerializeToString()
+def method_handlers(servicer) -> dict:
+    """A grpc handler for every public method of ``servicer`` (bytes in, a message or bytes out),
+    to register with ``server.add_registered_method_handlers`` (grpcio's faster path: the
+    method is matched in the C core, not by a Python lookup per call).
 
-
-def generic_handler(service: str, servicer):
-    """A grpc handler for every public method of ``servicer``: bytes in, message or bytes out.
-
-    Requests are not deserialised by grpcio, so every decoding error passes through
-    the one error-to-status map (INVALID_ARGUMENT, not grpcio's default INTERNAL).
+    Requests are not deserialised by grpcio, so every decoding error passes through the one
+    error-to-status map (INVALID_ARGUMENT, not grpcio's default INTERNAL).
     """
     import grpc
 
-    methods = {name: grpc.unary_unary_rpc_method_handler(getattr(servicer, name), response_serializer=_serialize)
-               for name in dir(type(servicer)) if name[:1].isupper()}
-    return grpc.method_handlers_generic_handler(service, methods)
+    def serializer(name: str):
+        returns = getattr(getattr(type(servicer), name), "returns", None)
+        return (lambda r: r) if returns is bytes else returns.SerializeToString if returns else _serialize
+
+    return {name: grpc.unary_unary_rpc_method_handler(getattr(servicer, name), response_serializer=serializer(name))
+            for name in dir(type(servicer)) if name[:1].isupper()}
+
+
+def _serialize(response) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()

@@ -52,21 +52,33 @@ def label_model(name: str) -> None:
     _labels.model = name or "-"
 
 
-def rpc(api: str) -> Callable:
+def rpc(api: str, returns: type | None = None) -> Callable:
     """Decorate a servicer method: map exceptions to a status, record metrics.
 
     The method receives the request's raw bytes (decoding is part of the method, so
     undecodable bytes become INVALID_ARGUMENT here rather than grpcio's INTERNAL) and
     calls :func:`label_model` once it knows the model. The servicer instance must have
-    a ``metrics`` attribute (see :mod:`rps_infer.serving.metrics`).
+    a ``metrics`` attribute (see :mod:`rps_infer.serving.metrics`). ``returns`` (a message
+    type, or ``bytes`` for a method that encodes its answer itself) picks the serializer.
     """
 
     def wrap(method: Callable) -> Callable:
         name = method.__name__
 
+        def fail(exc: Exception, context) -> None:
+            code, message = status_for(exc)
+            if code == grpc.StatusCode.INTERNAL:
+                log.exception("%s.%s failed", api, name)
+            context.abort(code, message)
+
         @functools.wraps(method)
         def handler(self, request, context):
             metrics = self.metrics
+            if not metrics.enabled:  # the hot path without metrics: ~2 us less per call
+                try:
+                    return method(self, request, context)
+                except Exception as exc:
+                    fail(exc, context)
             _labels.model = "-"
             start = time.perf_counter()
             code = grpc.StatusCode.OK
@@ -74,14 +86,13 @@ def rpc(api: str) -> Callable:
             try:
                 return method(self, request, context)
             except Exception as exc:
-                code, message = status_for(exc)
-                if code == grpc.StatusCode.INTERNAL:
-                    log.exception("%s.%s failed", api, name)
-                context.abort(code, message)
+                code = status_for(exc)[0]
+                fail(exc, context)
             finally:
                 metrics.in_flight(api, -1)
                 metrics.request(api, name, _labels.model, code.name, time.perf_counter() - start)
 
+        handler.returns = returns
         return handler
 
     return wrap

@@ -167,7 +167,7 @@ class CaseBuilder:
         return Prepared(lambda: keras_model.predict(x, verbose=0), {"backend": "keras-predict", "device": "cpu"})
 
     def _grpc(self, case: dict) -> Prepared:
-        from rps_infer.bench.loadgen.closed_loop import LoadSpec, make_call, payload
+        from rps_infer.bench.loadgen.generator import LoadSpec, make_call, payload
         from rps_infer.client import decode_response
         from rps_infer.compare import compare
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 import rps_infer.defaults as defaults
-from rps_infer.bench.loadgen.closed_loop import ClientPool, LoadSpec, process_tree
+from rps_infer.bench.loadgen.generator import ClientPool, LoadSpec, process_tree
 
 MIX = (("neural", "policy", 1), ("neural", "value", 16), ("v2", "policy", 1), ("v2", "value", 8))
 STUCK_S = 10.0

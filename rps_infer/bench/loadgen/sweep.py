@@ -1,42 +1,60 @@
-"""``rps-infer bench --target HOST:PORT``: closed-loop gRPC load against a running server,
-optionally side by side with a bare grpcio echo server (the transport floor) and the
-same model in-process, so the report shows what the transport costs and how close
-the service comes to the floor.
+"""``rps-infer bench --target HOST:PORT``: gRPC load against a running server, optionally side by
+side with the bare grpcio echoes (the transport floor: the faster of the sync and the aio one),
+the naive reference server (the plain script the service replaces) and the same model
+in-process, so the report shows what the transport costs and how close the service comes to
+the floor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import rps_infer.defaults as defaults
-from rps_infer.bench.loadgen.closed_loop import LoadSpec, run_load
+from rps_infer.bench.loadgen.generator import LoadSpec, run_load
 from rps_infer.serving.launch import ServerProcess, echo_command
+
+
+def yardsticks(model: str, echo: bool, naive: bool) -> dict[str, list[str]]:
+    """Commands of the servers measured beside the service: both echoes (the floor is the faster
+    one) and the naive reference server (the NeuralService models policy and value)."""
+    from rps_infer.serving.launch import naive_command
+
+    commands = {}
+    if echo:
+        models = ("--model", f"{model}={zoo_artifact(model)}")
+        commands |= {"echo-sync": echo_command(*models), "echo-aio": echo_command("--aio", *models)}
+    if naive:
+        commands["naive"] = naive_command(zoo_artifact("policy"), zoo_artifact("value"))
+    return commands
 
 
 def grpc_sweep(target: str, apis: Sequence[str], model: str, batch_sizes: Sequence[int],
                concurrencies: Sequence[int], *, duration_s: float, warmup_s: float = defaults.LOAD_WARMUP_S,
-               server_pids: list[int] | None = None, echo: bool = False, inprocess: bool = False,
+               server_pids: list[int] | None = None, echo: bool = False, naive: bool = False,
+               inprocess: bool = False, rate: float | None = None,
                progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Rows for the service (and echo / in-process when asked), one per api x batch x concurrency."""
+    """Rows for the service (and the echoes, the naive server, in-process, when asked), one per
+    server x api x batch x concurrency; each service row carries its ratio to the faster echo."""
     rows: list[dict] = []
-    echo_server = ServerProcess(echo_command("--model", f"{model}={zoo_artifact(model)}")) if echo else None
+    servers = {name: ServerProcess(command) for name, command in yardsticks(model, echo, naive).items()}
     try:
         cases = [(a, b, c) for a in apis for b in batch_sizes for c in concurrencies]
         for i, (api, batch, conc) in enumerate(cases, 1):
             if progress:
                 progress(f"[{i}/{len(cases)}] {api} batch {batch} concurrency {conc}")
-            spec = LoadSpec(target, api, model, batch, conc, duration_s, warmup_s)
+            spec = LoadSpec(target, api, model, batch, conc, duration_s, warmup_s, rate)
             service = {"series": "service", **run_load(spec, server_pids).summary()}
             rows.append(service)
-            if echo_server is not None:
-                floor = LoadSpec(echo_server.target, api, model, batch, conc, duration_s, warmup_s)
-                echoed = {"series": "echo", **run_load(floor, [echo_server.pid]).summary()}
-                rows.append(echoed)
-                if echoed["p50_us"]:
-                    service["ratio_vs_echo"] = service["p50_us"] / echoed["p50_us"]
+            others = [{"series": name, **run_load(replace(spec, target=server.target), [server.pid]).summary()}
+                      for name, server in servers.items() if name != "naive" or api == "neural"]
+            rows += others
+            floors = [r["p50_us"] for r in others if r["series"].startswith("echo") and r["p50_us"]]
+            if floors:
+                service["ratio_vs_echo"] = service["p50_us"] / min(floors)
     finally:
-        if echo_server is not None:
-            echo_server.terminate()
+        for server in servers.values():
+            server.terminate()
     if inprocess:
         rows.extend(_inprocess_rows(model, batch_sizes))
     for r in rows:

@@ -1,10 +1,13 @@
-"""THE closed-loop gRPC client, run from separate processes (one client in one process is
-GIL-bound); what ``rps-infer bench --target``, the soak and the gated suite's load use.
+"""THE gRPC load generator, run from separate processes (one client in one process is GIL-bound);
+what ``rps-infer bench --target``, the soak and the gated suite's load use.
 
-Each client thread cycles through its calls: it sends one request, waits for the answer,
-sends the next, and records every call (when it ended, how long it took, its status).
-:func:`run_load` counts the calls that start after the warm-up and end inside the
-measured window, and reads the server's CPU time from /proc over the same window.
+Each client thread cycles through its calls and records every call (when it ended, how long
+it took, its status). Closed loop (the default): it sends a request, waits for the answer,
+sends the next. Open loop (``rate``, requests per second over all clients): each client
+sends on a fixed schedule, and a call's latency counts from its *intended* send time, so a
+server that stalls cannot hide its stall by slowing the clients down (coordinated omission).
+:func:`run_load` counts the calls that start after the warm-up and end inside the measured
+window, and reads the server's CPU time from /proc over the same window.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class LoadSpec:
     concurrency: int
     duration_s: float
     warmup_s: float = defaults.LOAD_WARMUP_S
+    rate: float | None = None  # requests/s over all clients: open loop; None: closed loop
 
     @property
     def rpc(self) -> str:
@@ -65,7 +69,8 @@ class LoadResult:
         p50, p90, p99 = (np.percentile(self.latencies, [50, 90, 99]) * 1e6).tolist() if n else (0.0, 0.0, 0.0)
         rps = n / self.window_s if self.window_s else 0.0
         return {"api": self.spec.api, "rpc": self.spec.rpc, "model": self.spec.model, "batch": self.spec.batch,
-                "concurrency": self.spec.concurrency, "requests": n, "p50_us": p50, "p90_us": p90, "p99_us": p99,
+                "concurrency": self.spec.concurrency, "rate": self.spec.rate, "requests": n,
+                "p50_us": p50, "p90_us": p90, "p99_us": p99,
                 "req_per_s": rps, "items_per_s": rps * self.spec.batch, "errors": dict(self.errors),
                 "server_cpu_us_per_req": (self.server_cpu_s / n * 1e6) if self.server_cpu_s is not None and n
                 else None}
@@ -75,10 +80,15 @@ def payload(model: str, batch: int) -> dict[str, np.ndarray]:
     """The inputs a client sends to zoo model ``model``: its input generator (realistic
     positions, test digits, uniform images) on its serving artifact's inputs."""
     import rps_infer.zoo as zoo
+
+    return entry_payload(zoo.select(zoo.load_zoo(), [model])[0], batch)
+
+
+def entry_payload(entry, batch: int) -> dict[str, np.ndarray]:
+    """:func:`payload` for a zoo entry already at hand (e.g. built into another folder)."""
     from rps_infer.formats.onnxfile import io_specs
     from rps_infer.inputs import make_feeds
 
-    entry = zoo.select(zoo.load_zoo(), [model])[0]
     return make_feeds(io_specs(entry.onnx_path)[0], batch, seed=batch, generator=entry.inputs)
 
 
@@ -106,9 +116,11 @@ def make_call(spec: LoadSpec):
 
 
 def client_loop(specs: Sequence[LoadSpec], begin: float, end: float, offset: int = 0,
-                timeout: float = CALL_TIMEOUT_S) -> list[Record]:
+                timeout: float = CALL_TIMEOUT_S, interval: float | None = None, phase: float = 0.0) -> list[Record]:
     """One client: from ``begin`` to ``end`` (``time.monotonic``), call ``specs`` in turn
-    (starting at ``offset``), each as soon as the previous one answered."""
+    (starting at ``offset``): each as soon as the previous one answered, or (``interval``
+    seconds apart, shifted by ``phase`` of an interval) on a schedule, latency counted from the
+    intended send time."""
     import grpc
 
     calls = [make_call(spec) for spec in specs]
@@ -116,9 +128,15 @@ def client_loop(specs: Sequence[LoadSpec], begin: float, end: float, offset: int
     i = offset
     while time.monotonic() < begin:
         time.sleep(0.001)
-    while (t0 := time.monotonic()) < end:
+    k = 0
+    while True:
+        t0 = time.monotonic() if interval is None else begin + (k + phase) * interval
+        if t0 >= end:
+            break
+        if interval is not None and (wait := t0 - time.monotonic()) > 0:
+            time.sleep(wait)
         call, request, _ = calls[i % len(calls)]
-        i += 1
+        i, k = i + 1, k + 1
         code = "OK"
         try:
             call(request, timeout=timeout)
@@ -132,13 +150,14 @@ def client_loop(specs: Sequence[LoadSpec], begin: float, end: float, offset: int
 
 
 def _client_process(specs: Sequence[LoadSpec], threads: int, begin: float, end: float, timeout: float,
-                    results) -> None:
-    """``threads`` clients in one process; puts all their records on ``results``."""
+                    results, interval: float | None = None, first: int = 0, total: int = 1) -> None:
+    """``threads`` clients in one process (clients ``first``... of ``total``); puts all their
+    records on ``results``."""
     collected: list[Record] = []
     lock = threading.Lock()
 
     def client(offset: int) -> None:
-        mine = client_loop(specs, begin, end, offset, timeout)
+        mine = client_loop(specs, begin, end, offset, timeout, interval, (first + offset) / total)
         with lock:
             collected.extend(mine)
 
@@ -155,16 +174,19 @@ class ClientPool:
     per core), running ``specs`` from ``begin`` (``STARTUP_S`` from now) for ``seconds``."""
 
     def __init__(self, specs: Sequence[LoadSpec], concurrency: int, seconds: float, processes: int | None = None,
-                 timeout: float = CALL_TIMEOUT_S, startup_s: float = STARTUP_S) -> None:
+                 timeout: float = CALL_TIMEOUT_S, startup_s: float = STARTUP_S, rate: float | None = None) -> None:
         processes = processes or max(1, min(concurrency, os.cpu_count() or 1))
         shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
+        interval = concurrency / rate if rate else None  # each client's share of the rate
         ctx = multiprocessing.get_context("spawn")  # no inherited gRPC state in the clients
         self.results = ctx.Queue()
         self.begin = time.monotonic() + startup_s
         self.end = self.begin + seconds
         self.timeout = timeout
+        firsts = [sum(shares[:i]) for i in range(len(shares))]
         self.procs = [ctx.Process(target=_client_process, args=(list(specs), n, self.begin, self.end, timeout,
-                                                                self.results), daemon=True) for n in shares if n]
+                                                                self.results, interval, first, concurrency),
+                                  daemon=True) for n, first in zip(shares, firsts, strict=True) if n]
         for p in self.procs:
             p.start()
 
@@ -190,7 +212,7 @@ def run_load(spec: LoadSpec, server_pids: list[int] | None = None, processes: in
     """Run ``spec`` from ``processes`` client processes (default: one per core, at most one per client)."""
     if spec.api not in APIS:
         raise ValueError(f"api must be one of {APIS}, got {spec.api!r}")
-    pool = ClientPool([spec], spec.concurrency, spec.warmup_s + spec.duration_s, processes)
+    pool = ClientPool([spec], spec.concurrency, spec.warmup_s + spec.duration_s, processes, rate=spec.rate)
     window_start = pool.begin + spec.warmup_s
     time.sleep(max(0.0, window_start - time.monotonic()))
     cpu_before = cpu_seconds(server_pids) if server_pids else None

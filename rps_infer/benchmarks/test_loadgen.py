@@ -1,0 +1,62 @@
+"""The project's load generator must agree with an independent client (plain grpcio, no shared
+code: :mod:`rps_infer.benchmarks.independent_client`) on the same server: their Predict b1 p50,
+measured in interleaved blocks, within 10 %. A relation between two measurements of one run, so
+it holds on any machine; it runs with the timed suite (``--benchmark-only``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+
+import pytest
+
+from rps_infer.bench.loadgen.generator import LoadSpec, run_load
+from rps_infer.bench.suite import _record
+from rps_infer.benchmarks import independent_client
+
+BLOCKS = 4
+SECONDS = 2.0
+AGREEMENT = 0.10
+
+
+def test_the_load_generator_agrees_with_an_independent_client(benchmark, rps_zoo):
+    if benchmark.disabled:
+        pytest.skip("a measurement: it runs with the timed suite (--benchmark-only)")
+    from rps_infer.serving.launch import ServerProcess, serve_command
+
+    policy, value = rps_zoo["policy"].onnx_path, rps_zoo["value"].onnx_path
+    ours, theirs = [], []
+    cpus = sorted(os.sched_getaffinity(0))
+    # The server on one CPU, the clients on the others: thread placement otherwise moves p50
+    # by +-15 % from block to block on these VMs.
+    command = serve_command("--policy", str(policy), "--value", str(value))
+    pinned = len(cpus) >= 2 and shutil.which("taskset") is not None
+    with ServerProcess(["taskset", "-c", str(cpus[0]), *command] if pinned else command) as server, \
+            _affinity(cpus[1:] if pinned else cpus):
+        for block in range(BLOCKS):  # alternate who goes first
+            for side in (("ours", "theirs") if block % 2 == 0 else ("theirs", "ours")):
+                if side == "ours":
+                    spec = LoadSpec(server.target, "neural", "policy", 1, 1, SECONDS, 0.5)
+                    ours.append(run_load(spec).summary()["p50_us"])
+                else:
+                    theirs.append(independent_client.run(server.target, "predict", 1, SECONDS, 0.5, None)["p50_us"])
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    benchmark.group = "reference"
+    benchmark.extra_info.update(loadgen_p50_us=ours, independent_p50_us=theirs, ratio=ratio)
+    _record(benchmark, [p / 1e6 for p in ours])
+    assert abs(ratio - 1) <= AGREEMENT, (f"the load generator's p50 {statistics.median(ours):.0f} us is x{ratio:.3f} "
+                                         f"the independent client's {statistics.median(theirs):.0f} us "
+                                         f"(blocks: {ours} vs {theirs})")
+
+
+@contextlib.contextmanager
+def _affinity(cpus):
+    """This process (and the client processes it starts) on ``cpus`` for a while."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
