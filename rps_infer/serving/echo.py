@@ -181,10 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run())
         return 0
     server, port = build_echo_server(args.host, args.port, args.threads, models=models)
+    ready(port)
+    return run_until_signalled(server)
+
+
+def run_until_signalled(server) -> int:
+    """Block until SIGTERM or SIGINT, then stop the sync ``server`` (1 s grace); exit code 0."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
-    ready(port)
     while not stop.wait(0.5):
         pass
     server.stop(1).wait()

@@ -13,9 +13,9 @@ the service.
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from concurrent import futures
+
+from rps_infer.serving.echo import run_until_signalled
 
 
 def build_naive_server(host: str, port: int, policy: str, value: str):
@@ -63,14 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--value", required=True)
     args = parser.parse_args(argv)
     server, port = build_naive_server(args.host, args.port, args.policy, args.value)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    signal.signal(signal.SIGINT, lambda *a: stop.set())
     print(f"rps-infer serving on {args.host}:{port} (naive)", flush=True)
-    while not stop.wait(0.5):
-        pass
-    server.stop(1).wait()
-    return 0
+    return run_until_signalled(server)
 
 
 if __name__ == "__main__":
