@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import time
 
+STARTUP_S = 2.0  # time the client processes get to spawn and import before the warm-up
 ROWS = {"predict": 1, "batch64": 64, "infer1": 1, "infer64": 64, "unet1": 1, "digits1": 1, "digits64": 64}
 # ModelInfer cases: model -> its inputs' shapes after the batch dim (raw FP32 tensors)
 INFER = {"infer1": ("policy", {"input": (81,)}), "infer64": ("value", {"input": (81,)}),
@@ -86,7 +87,7 @@ def run(target: str, rpc: str, clients: int, seconds: float, warmup: float, serv
     """One closed-loop run of ``clients`` processes; returns the summary dict."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    start = time.perf_counter() + 2.0 + warmup  # spawn and imports, then the warm-up
+    start = time.perf_counter() + STARTUP_S + warmup  # spawn and imports, then the warm-up
     end = start + seconds
     procs = [ctx.Process(target=_client, args=(target, rpc, start, end, out)) for _ in range(clients)]
     for p in procs:
