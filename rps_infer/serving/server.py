@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rps_infer.backends import registry
 from rps_infer.errors import RpsInferError
-from rps_infer.serving import security
+from rps_infer.serving import security, status
 from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.config import Batching, ServerConfig
 from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
@@ -238,6 +238,7 @@ def run_worker(config: ServerConfig, reuse_port: bool, ready_fd: int | None = No
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    status.identify(f"{config.host}:{port} pid {os.getpid()}")
     server.start()
     set_health(health_servicer, True)
     if ready_fd is None:

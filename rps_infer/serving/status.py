@@ -45,6 +45,16 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 
 _labels = threading.local()
+# Sent as trailing metadata with every answer: which server process answered (the load
+# generator's per-replica split behind a round_robin channel). Set once the port is bound.
+_identity: tuple[tuple[str, str], ...] = ()
+REPLICA_KEY = "rps-replica"
+
+
+def identify(address: str) -> None:
+    """Name this server process in every answer's trailing metadata (``rps-replica``)."""
+    global _identity
+    _identity = ((REPLICA_KEY, address),)
 
 
 def label_model(name: str) -> None:
@@ -73,6 +83,8 @@ def rpc(api: str, returns: type | None = None) -> Callable:
 
         @functools.wraps(method)
         def handler(self, request, context):
+            if _identity:
+                context.set_trailing_metadata(_identity)
             metrics = self.metrics
             if not metrics.enabled:  # the hot path without metrics: ~2 us less per call
                 try:
