@@ -87,7 +87,7 @@ def test_good_models_serve_beside_broken_ones(server):
         code, message = _code(lambda: c.infer("../digits-rf", {"input": x}))
         assert code == grpc.StatusCode.NOT_FOUND
         assert not c.ready()  # the server as a whole is not ready while a model is broken
-    assert "'broken' failed to load" in server.log()
+    assert "'broken' version 1 failed to load" in server.log()
 
 
 def test_metadata_comes_from_the_graph(server):

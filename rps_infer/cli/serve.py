@@ -31,8 +31,11 @@ def add_parser(sub) -> None:
                    "pyt: fp32, fp16, bf16 autocast (default fp32)")
     p.add_argument("--host", default=d.host)
     p.add_argument("--port", type=common.port, default=d.port, help=f"default {d.port}; 0 picks a free port")
+    p.add_argument("--http-port", type=common.port, default=d.http_port, metavar="PORT",
+                   help="also serve the Open Inference Protocol's REST API (v2 over HTTP, curl and "
+                   "tritonclient.http) on this port; 0 picks a free one; default off")
     p.add_argument("--workers", type=common.count, default=d.workers,
-                   help="processes sharing the port (SO_REUSEPORT)")
+                   help="processes sharing the ports (SO_REUSEPORT)")
     p.add_argument("--threads", type=common.count, default=d.threads,
                    help=f"gRPC handler threads per worker (default {d.threads})")
     p.add_argument("--intra-op-threads", type=common.count, default=d.intra_op_threads,
@@ -74,6 +77,7 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         policy=args.policy, value=args.value, models=dict(args.model), model_repository=args.model_repository,
         backend=args.backend, device=args.device, precision=args.precision, host=args.host, port=args.port,
+        http_port=args.http_port,
         workers=args.workers, threads=args.threads, intra_op_threads=args.intra_op_threads,
         max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=args.batching,
         max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite,

@@ -43,6 +43,7 @@ class ServerConfig:
     precision: str = "fp32"
     host: str = "127.0.0.1"
     port: int = defaults.GRPC_PORT
+    http_port: int | None = None  # the v2 REST API; None: off
     workers: int = 1
     # gRPC handler threads per worker: 2 served the most req/s at 8 and 32 clients (16 spent
     # ~130 us more CPU per request on handing the GIL around; benchmarks/README.md).

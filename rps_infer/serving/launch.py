@@ -17,6 +17,7 @@ import time
 from rps_infer.errors import RpsInferError
 
 READY = re.compile(r"serving on ([\d.]+):(\d+)")
+HTTP_READY = re.compile(r"rps-infer http on ([\d.]+):(\d+)")  # printed before READY with --http-port
 
 
 def serve_command(*args: str) -> list[str]:
@@ -37,7 +38,8 @@ def naive_command(policy, value) -> list[str]:
 
 
 class ServerProcess:
-    """A running server; ``target`` is HOST:PORT and ``pid`` its process. A context manager."""
+    """A running server; ``target`` is HOST:PORT, ``http_target`` the REST API's HOST:PORT (or
+    None), ``pid`` its process. A context manager."""
 
     def __init__(self, command: list[str], timeout: float = 120.0) -> None:
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in kill()
@@ -46,8 +48,11 @@ class ServerProcess:
         self.pid = self.proc.pid
         deadline = time.monotonic() + timeout
         line = ""
+        self.http_target = None
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
+            if http := HTTP_READY.search(line):
+                self.http_target = f"{http.group(1)}:{http.group(2)}"
             match = READY.search(line)
             if match:
                 self.target = f"{match.group(1)}:{match.group(2)}"

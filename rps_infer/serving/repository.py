@@ -1,12 +1,15 @@
-"""A model repository: every ``.onnx`` file of a directory, served under its stem.
+"""A model repository: every ``.onnx`` file of a directory, served under its stem, and every
+folder of versions ``<name>/<n>/model.onnx`` (``n`` a positive integer, as Triton lays them
+out), served under the folder's name; a flat ``<name>.onnx`` is version 1. Requests that name
+no version get the highest.
 
-``<name>.onnx`` may have a sidecar ``<name>.toml`` with the keys of a ``models/zoo.toml``
-table. The ones serving uses: ``backend`` or ``backends`` (a spec such as ``onnxrt-cuda``;
-the first of a list), ``device``, ``precision``, ``tolerance`` (a preset, reported in the
-model's parameters) and adaptive batching: ``max_batch_size`` (0: off), ``preferred_batch_sizes``,
-``max_queue_delay_us`` (as Triton's dynamic batcher), or ``batching = true/false`` (the
-server's sizes). The zoo's other keys are
-accepted and ignored, so a zoo table can be copied as it is; any other key is an error.
+A model may have a sidecar ``<name>.toml`` beside its file or folder (for all its versions)
+with the keys of a ``models/zoo.toml`` table. The ones serving uses: ``backend`` or
+``backends`` (a spec such as ``onnxrt-cuda``; the first of a list), ``device``,
+``precision``, ``tolerance`` (a preset, reported in the model's parameters) and adaptive
+batching: ``max_batch_size`` (0: off), ``preferred_batch_sizes``, ``max_queue_delay_us`` (as
+Triton's dynamic batcher), or ``batching = true/false`` (the server's sizes). The zoo's other
+keys are accepted and ignored, so a zoo table can be copied as it is; any other key is an error.
 
 Names are validated: letters, digits, ``_``, ``-`` and ``.`` (not first), at most 128
 characters; a file (or symlink) that resolves outside the directory is refused. A model
@@ -46,6 +49,7 @@ class RepositoryModel:
     max_queue_delay_us: int | None = None
     tolerance: str | None = None
     error: str | None = None
+    version: str = "1"
 
 
 def check_name(name: str) -> None:
@@ -56,29 +60,57 @@ def check_name(name: str) -> None:
 
 
 def scan(directory: str | Path) -> list[RepositoryModel]:
-    """Every ``*.onnx`` in ``directory`` (not recursive), sorted by name, with its sidecar."""
+    """Every ``*.onnx`` in ``directory`` and every version of every ``<name>/<n>/model.onnx``,
+    sorted by name and version, each with its sidecar (or why it cannot serve)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise RpsInferError(f"--model-repository {directory}: not a directory")
     root = directory.resolve()
     models = []
     for path in sorted(directory.iterdir()):
-        if path.suffix != ".onnx" or path.name.startswith("."):  # dot files: temp files of atomic writes
+        if path.name.startswith("."):  # dot files: temp files of atomic writes
             continue
-        model = RepositoryModel(path.stem, path)
-        try:
-            check_name(model.name)
-            if not path.resolve().is_relative_to(root):
-                raise RpsInferError(f"{path} resolves to {path.resolve()}, outside the repository {root}")
-            if not path.is_file():
-                raise RpsInferError(f"{path} is not a file")
-            sidecar = path.with_suffix(".toml")
-            if sidecar.is_file():
-                _apply_sidecar(model, sidecar)
-        except RpsInferError as exc:
-            model.error = str(exc)
+        if path.suffix == ".onnx":
+            found = [RepositoryModel(path.stem, path)]
+            if path.with_suffix("").is_dir():
+                found[0].error = f"both {path.name} and the folder {path.stem}/ exist: keep one"
+        elif path.is_dir():
+            found = _versions(path)
+        else:
+            continue
+        for model in found:
+            _check(model, root, directory / f"{model.name}.toml")
+        models.extend(found)
+    return models
+
+
+def _versions(folder: Path) -> list[RepositoryModel]:
+    """The versions of ``folder``: its integer-named subfolders holding a ``model.onnx``."""
+    numbered = sorted((int(p.name), p) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()
+                      and int(p.name) > 0)
+    models = []
+    for number, sub in numbered:
+        model = RepositoryModel(folder.name, sub / "model.onnx", version=str(number))
+        if not model.path.exists():
+            model.error = f"{sub} has no model.onnx"
         models.append(model)
     return models
+
+
+def _check(model: RepositoryModel, root: Path, sidecar: Path) -> None:
+    """Set ``model.error`` when its name or file is bad; apply its sidecar."""
+    if model.error is not None:
+        return
+    try:
+        check_name(model.name)
+        if not model.path.resolve().is_relative_to(root):
+            raise RpsInferError(f"{model.path} resolves to {model.path.resolve()}, outside the repository {root}")
+        if not model.path.is_file():
+            raise RpsInferError(f"{model.path} is not a file")
+        if sidecar.is_file():
+            _apply_sidecar(model, sidecar)
+    except RpsInferError as exc:
+        model.error = str(exc)
 
 
 class Sidecar(Strict):

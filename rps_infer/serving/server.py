@@ -26,11 +26,12 @@ from rps_infer.serving import security, status
 from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.config import Batching, ServerConfig
 from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
-from rps_infer.serving.service import ModelRegistry, ServedModel, ServingOptions
+from rps_infer.serving.models import ModelRegistry, ServedModel, ServingOptions
 
 log = logging.getLogger("rps_infer.serving")
 SERVICE_NAMES = ("neural.NeuralService", "inference.GRPCInferenceService")
 READY_LINE = "rps-infer serving on {host}:{port}"
+HTTP_READY_LINE = "rps-infer http on {host}:{port}"
 
 
 def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = None) -> ServedModel:
@@ -89,15 +90,13 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
             raise RpsInferError(f"--model {name}=... clashes with the --{name} model; choose another name")
         models.append(load_model(name, path, config))
     server_batching = Batching(config.max_batch_size if config.batching else 0, (), config.batch_timeout_us)
-    batching = {m.name: server_batching for m in models}
+    served = [(m, server_batching) for m in models]
     if config.model_repository is not None:
-        for model, wanted in load_repository(config, set(batching)):
-            models.append(model)
-            batching[model.name] = wanted
-    for m in models:
-        if m.ready:
-            settle(m, batching[m.name], metrics)
-    return ModelRegistry(models, ServingOptions(config.max_batch_size, config.allow_nonfinite))
+        served += load_repository(config, {m.name for m in models})
+    for model, wanted in served:
+        if model.ready:
+            settle(model, wanted, metrics)
+    return ModelRegistry([m for m, _ in served], ServingOptions(config.max_batch_size, config.allow_nonfinite))
 
 
 def settle(model: ServedModel, wanted: Batching, metrics: NullMetrics) -> None:
@@ -125,8 +124,9 @@ def settle(model: ServedModel, wanted: Batching, metrics: NullMetrics) -> None:
         except Exception as exc:  # a model that fails on generated inputs still serves the real ones
             log.warning("model %r: warm-up at batch %d failed (%s); serving it anyway", model.name, batch,
                         str(exc).splitlines()[0][:200])
-    log.info("model %r: %s on %s, inputs %s, %s%s, warmed up at batch %s", model.name, model.backend.name,
-             model.backend.device, [s.describe() for s in model.input_specs], batching.describe(), note, sorted(sizes))
+    log.info("model %r version %s: %s on %s, inputs %s, %s%s, warmed up at batch %s", model.name, model.version,
+             model.backend.name, model.backend.device, [s.describe() for s in model.input_specs],
+             batching.describe(), note, sorted(sizes))
 
 
 def check_head(model: ServedModel, path: Path | None) -> None:
@@ -160,12 +160,14 @@ def load_repository(config: ServerConfig, taken: set[str]) -> list[tuple[ServedM
             settings = replace(config, backend="onnxrt", device=entry.device or config.device,
                                precision=entry.precision or config.precision)
             try:
-                served.append((load_model(entry.name, entry.path, settings), batched))
+                model = load_model(entry.name, entry.path, settings)
+                model.version = entry.version
+                served.append((model, batched))
                 continue
             except Exception as exc:  # any failure of one model must leave the others serving
                 entry.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        log.error("model %r failed to load and is not ready: %s", entry.name, entry.error)
-        served.append((ServedModel(entry.name, None, error=entry.error), batched))
+        log.error("model %r version %s failed to load and is not ready: %s", entry.name, entry.version, entry.error)
+        served.append((ServedModel(entry.name, None, error=entry.error, version=entry.version), batched))
     return served
 
 
@@ -227,6 +229,7 @@ def run_worker(config: ServerConfig, reuse_port: bool, ready_fd: int | None = No
                else NullMetrics())
     registry = load_registry(config, metrics)
     server, health_servicer, port = build_server(config, registry, metrics, reuse_port)
+    http = start_http(config, registry, metrics, reuse_port)
     # Everything loaded so far lives as long as the server: keep it out of the garbage
     # collector's scans, which otherwise revisit it on every full collection.
     gc.collect()
@@ -242,6 +245,8 @@ def run_worker(config: ServerConfig, reuse_port: bool, ready_fd: int | None = No
     server.start()
     set_health(health_servicer, True)
     if ready_fd is None:
+        if http is not None:
+            print(HTTP_READY_LINE.format(host=config.host, port=http.port), flush=True)
         print(READY_LINE.format(host=config.host, port=port), flush=True)
     else:
         os.write(ready_fd, f"{port}\n".encode())
@@ -252,7 +257,23 @@ def run_worker(config: ServerConfig, reuse_port: bool, ready_fd: int | None = No
     registry.shutting_down = True
     set_health(health_servicer, False)
     server.stop(config.grace_s).wait()
+    if http is not None:
+        http.stop()
     return 0
+
+
+def start_http(config: ServerConfig, registry: ModelRegistry, metrics: NullMetrics, reuse_port: bool):
+    """The v2 REST API on ``--http-port`` (an :class:`~rps_infer.serving.http.HttpServer`
+    accepting connections), or None when it is off."""
+    if config.http_port is None:
+        return None
+    from rps_infer.serving.http import HttpServer, bind, build_app
+
+    token = security.read_token(config.security.auth_token_file)
+    http = HttpServer(build_app(registry, token, metrics), bind(config.host, config.http_port, reuse_port),
+                      config.security)
+    http.start()
+    return http
 
 
 def serve(config: ServerConfig) -> int:
@@ -262,8 +283,9 @@ def serve(config: ServerConfig) -> int:
     security.server_credentials(config.security)
     if config.workers <= 1:
         return run_worker(config, reuse_port=False)
-    if config.port == 0:
-        raise RpsInferError("--port 0 cannot be used with --workers above 1: workers share one fixed port")
+    if config.port == 0 or config.http_port == 0:
+        raise RpsInferError("--port 0 and --http-port 0 cannot be used with --workers above 1: "
+                            "workers share fixed ports")
     return _supervise(config)
 
 
@@ -302,6 +324,8 @@ def _supervise(config: ServerConfig) -> int:
         children[start_worker(slot)] = slot
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if config.http_port is not None:
+        print(HTTP_READY_LINE.format(host=config.host, port=config.http_port), flush=True)
     print(READY_LINE.format(host=config.host, port=config.port), f"({config.workers} workers)", flush=True)
     exit_code = 0
     while children:

@@ -1,7 +1,7 @@
-"""THE place where errors become gRPC status codes, and every RPC is counted.
+"""THE place where errors become gRPC status codes and HTTP statuses, and every RPC is counted.
 
-Servicer methods are wrapped with :func:`rpc`; they raise rps_infer's named
-exceptions and never touch status codes themselves.
+Servicer methods are wrapped with :func:`rpc`; they and the REST routes raise rps_infer's
+named exceptions and never touch status codes themselves.
 """
 
 from __future__ import annotations
@@ -34,6 +34,21 @@ STATUS_BY_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ProviderUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (AuthenticationError, grpc.StatusCode.UNAUTHENTICATED),
 )
+
+
+# The v2 REST API's status for each code (the KServe v2 HTTP/REST spec: 400 bad request,
+# 404 unknown model, 503 not ready; 401 for a missing token; 500 a server fault).
+HTTP_STATUS = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.NOT_FOUND: 404,
+               grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.UNAUTHENTICATED: 401,
+               grpc.StatusCode.INTERNAL: 500}
+
+
+def http_status_for(exc: BaseException) -> tuple[int, str]:
+    """The HTTP status and message a REST client sees for ``exc`` (the gRPC message, verbatim)."""
+    code, message = status_for(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.error("HTTP request failed", exc_info=exc)
+    return HTTP_STATUS[code], message
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
