@@ -213,3 +213,24 @@ def test_https_and_the_token_apply_to_http_too(secured):
     assert _http(server.http_target, "/v2/health/ready", context=context, scheme="https")[0] == 200  # probes open
     with pytest.raises((urllib.error.URLError, ConnectionError)):  # plaintext to a TLS port: refused
         _http(server.http_target, "/v2/health/live")
+
+
+def test_workers_share_the_http_port(built_zoo):
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    with ServerProcess("--policy", str(built_zoo["policy"].onnx_path), "--value", str(built_zoo["value"].onnx_path),
+                       "--workers", "2", "--port", str(ports[0]), "--http-port", str(ports[1])) as proc:
+        assert proc.http_target == f"127.0.0.1:{ports[1]}"
+        answered = set()
+        for _ in range(40):  # a new connection each: the kernel spreads them over the workers
+            status, headers, _ = _http(proc.http_target, "/v2/health/live", headers={"Connection": "close"})
+            assert status == 200
+            answered.add(headers["rps-replica"])
+            if len(answered) == 2:
+                break
+        assert len(answered) == 2, answered

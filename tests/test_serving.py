@@ -239,7 +239,7 @@ def test_workers_share_a_fixed_port_and_port_zero_is_refused(models):
             assert c.batch_predict("value", realistic_positions(4)).shape == (4, 1)
     refused = subprocess.run([sys.executable, "-m", "rps_infer.cli", "serve", "--workers", "2", "--port", "0"],
                              capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "--port 0 cannot be used with --workers" in refused.stderr
+    assert refused.returncode == 2 and "--port 0 and --http-port 0 cannot be used with --workers" in refused.stderr
 
 
 def test_committed_protobuf_modules_are_fresh(tmp_path):

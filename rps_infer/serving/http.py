@@ -22,6 +22,7 @@ from rps_infer.errors import AuthenticationError, RpsInferError
 from rps_infer.serving import rest
 from rps_infer.serving.metrics import NullMetrics
 from rps_infer.serving.security import SecurityConfig
+from rps_infer.serving.status import identity
 
 OPEN_PATHS = ("/v2/health/",)  # probes need no token, as gRPC's health service
 
@@ -54,7 +55,7 @@ def build_app(registry, token: str | None = None, metrics: NullMetrics | None = 
             if metrics.enabled:
                 metrics.request("http", name, params.get("name") or "-", str(reply.status),
                                 time.perf_counter() - start)
-            return Response(reply.body, reply.status, headers=reply.headers)
+            return Response(reply.body, reply.status, headers={**reply.headers, **identity()})
 
         return Route(path, endpoint, methods=[method])
 

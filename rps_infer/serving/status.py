@@ -72,6 +72,11 @@ def identify(address: str) -> None:
     _identity = ((REPLICA_KEY, address),)
 
 
+def identity() -> dict[str, str]:
+    """``{"rps-replica": "HOST:PORT pid PID"}`` once :func:`identify` ran (HTTP answers carry it too)."""
+    return dict(_identity)
+
+
 def label_model(name: str) -> None:
     """Name the model of the request being handled on this thread (for the metrics)."""
     _labels.model = name or "-"
