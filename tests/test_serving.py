@@ -198,7 +198,19 @@ def test_health_and_reflection(server):
         responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
                                               timeout=10)
         names = {s.name for r in responses for s in r.list_services_response.service}
-    assert {"neural.NeuralService", "inference.GRPCInferenceService", "grpc.health.v1.Health"} <= names
+        # v1 (grpcurl's first choice): the same messages on the wire under grpc.reflection.v1
+        v1 = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                   request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                                   response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+        asked = [reflection_pb2.ServerReflectionRequest(list_services=""),
+                 reflection_pb2.ServerReflectionRequest(file_containing_symbol="inference.GRPCInferenceService"),
+                 reflection_pb2.ServerReflectionRequest(file_containing_symbol="grpc.reflection.v1.ServerReflection")]
+        listed, found, itself = list(v1(iter(asked), timeout=10))
+    assert {"neural.NeuralService", "inference.GRPCInferenceService", "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"} <= names
+    assert names == {s.name for s in listed.list_services_response.service}
+    assert found.file_descriptor_response.file_descriptor_proto and not found.HasField("error_response")
+    assert itself.file_descriptor_response.file_descriptor_proto and not itself.HasField("error_response")
 
 
 def test_sigterm_loses_no_in_flight_call_and_refuses_new_ones(models):

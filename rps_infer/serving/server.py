@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rps_infer.backends import registry
 from rps_infer.errors import RpsInferError
-from rps_infer.serving import security, status
+from rps_infer.serving import reflection, security, status
 from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.config import Batching, ServerConfig
 from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
@@ -175,7 +175,6 @@ def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMet
     """The grpc.Server with both APIs, health and reflection; returns (server, health, port)."""
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-    from grpc_reflection.v1alpha import reflection
 
     from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
     from rps_infer.serving.service import InferenceServicer, NeuralServicer, method_handlers
@@ -192,10 +191,9 @@ def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMet
         server.add_registered_method_handlers(name, method_handlers(servicer))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (neural_pb2.DESCRIPTOR.services_by_name["NeuralService"].full_name,
-             predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
-             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(names, server)
+    reflection.enable(server, (neural_pb2.DESCRIPTOR.services_by_name["NeuralService"].full_name,
+                               predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+                               health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
     credentials = security.server_credentials(config.security)
     address = f"{config.host}:{config.port}"
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
