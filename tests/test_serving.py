@@ -333,11 +333,63 @@ def test_prometheus_metrics_count_requests_errors_latency_and_batches(models):
         with pytest.raises(grpc.RpcError):
             c.predict("dragon", realistic_positions(1)[0])
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
-    assert 'rps_infer_requests_total{api="neural",code="OK",method="BatchPredict",model="value"} 1.0' in text
-    assert 'rps_infer_errors_total{api="neural",code="NOT_FOUND",method="Predict",model="dragon"} 1.0' in text
-    assert 'rps_infer_request_seconds_count{api="neural",method="BatchPredict",model="value"} 1.0' in text
-    assert 'rps_infer_batch_rows_sum{model="value"} 5.0' in text
+    assert 'rps_infer_requests_total{api="neural",code="OK",method="BatchPredict",model="value",worker="0"} 1.0' in text
+    unknown = 'rps_infer_errors_total{api="neural",code="NOT_FOUND",method="Predict",model="unknown",worker="0"} 1.0'
+    assert unknown in text
+    assert 'rps_infer_request_seconds_count{api="neural",method="BatchPredict",model="value",worker="0"} 1.0' in text
+    assert 'rps_infer_batch_rows_sum{model="value",worker="0"} 5.0' in text
     assert "rps_infer_in_flight" in text
+
+
+def _scrape(port: int) -> str:
+    import urllib.request
+
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+
+def _series(text: str, name: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(name + "{")]
+
+
+def test_unknown_model_names_share_one_series(models):
+    """200 random model names from a client add no series (they added 3,600 once)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]),
+                       "--metrics-port", str(port)) as proc, V2Client(proc.target) as c:
+        with pytest.raises(grpc.RpcError):
+            c.infer("warm-up-name", {"input": realistic_positions(1)})
+        before = _scrape(port)
+        for i in range(200):
+            with pytest.raises(grpc.RpcError):
+                c.infer(f"random-{i}", {"input": realistic_positions(1)})
+        after = _scrape(port)
+    assert len([line for line in after.splitlines() if line.startswith("rps_infer")]) == \
+        len([line for line in before.splitlines() if line.startswith("rps_infer")])
+    errors = _series(after, "rps_infer_errors_total")
+    assert any('model="unknown"' in line and line.endswith(" 201.0") for line in errors), errors
+
+
+def test_one_metrics_endpoint_sums_the_workers(models):
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]), "--workers", "2",
+                       "--port", str(ports[0]), "--metrics-port", str(ports[1])) as proc:
+        for _ in range(6):  # a connection each: spread over the workers
+            with NeuralClient(proc.target) as c:
+                c.batch_predict("value", realistic_positions(2))
+        text = _scrape(ports[1])
+    counts = {line.split('worker="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+              for line in _series(text, "rps_infer_requests_total") if 'method="BatchPredict"' in line}
+    assert sum(counts.values()) == 6.0 and set(counts) <= {"0", "1"}, counts
 
 
 @pytest.mark.parametrize("backend", ["pyt", "tf"])

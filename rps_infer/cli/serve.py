@@ -53,8 +53,8 @@ def add_parser(sub) -> None:
     p.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf inputs")
     p.add_argument("--allow-any-head", action="store_true", help="serve a --policy that does not output "
                    "probabilities or a --value outside [0, 1] (refused by default, with the likely cause)")
-    p.add_argument("--metrics-port", type=common.fixed_port, help="export Prometheus metrics on this port "
-                   "(off by default)")
+    p.add_argument("--metrics-port", type=common.fixed_port, help="export Prometheus metrics on this port, "
+                   "one endpoint for all --workers (labelled by worker); off by default")
     p.add_argument("--grace", type=common.non_negative_seconds, default=d.grace_s,
                    help=f"seconds in-flight calls get on SIGTERM (default {d.grace_s:g})")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

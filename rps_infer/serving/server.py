@@ -13,8 +13,10 @@ import contextlib
 import gc
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from concurrent import futures
@@ -25,7 +27,7 @@ from rps_infer.errors import RpsInferError
 from rps_infer.serving import reflection, security, status
 from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.config import Batching, ServerConfig
-from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
+from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics, prepare_pool, serve_pool, worker_died
 from rps_infer.serving.models import ModelRegistry, ServedModel, ServingOptions
 
 log = logging.getLogger("rps_infer.serving")
@@ -221,11 +223,13 @@ def set_health(health_servicer, serving: bool) -> None:
 
 def run_worker(config: ServerConfig, reuse_port: bool, ready_fd: int | None = None, slot: int = 0) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code. Prints the readiness line
-    (single process) or writes the port to ``ready_fd`` (a worker of a pool). Worker
-    ``slot`` of a pool exports metrics on ``metrics_port + slot``."""
-    metrics = (PrometheusMetrics(config.metrics_port + slot, config.host) if config.metrics_port
-               else NullMetrics())
+    (single process) or writes the port to ``ready_fd`` (a worker of a pool, whose metrics
+    the supervisor serves on the one ``--metrics-port``, labelled ``worker`` = ``slot``)."""
+    pooled = ready_fd is not None  # a pool's supervisor serves the metrics of all workers
+    metrics = (PrometheusMetrics(None if pooled else config.metrics_port, config.host, worker=slot)
+               if config.metrics_port else NullMetrics())
     registry = load_registry(config, metrics)
+    metrics.track(registry.models)
     server, health_servicer, port = build_server(config, registry, metrics, reuse_port)
     http = start_http(config, registry, metrics, reuse_port)
     # Everything loaded so far lives as long as the server: keep it out of the garbage
@@ -318,8 +322,14 @@ def _supervise(config: ServerConfig) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    metrics_folder = None
+    if config.metrics_port:
+        metrics_folder = tempfile.mkdtemp(prefix="rps-infer-metrics-")
+        prepare_pool(metrics_folder)
     for slot in range(config.workers):
         children[start_worker(slot)] = slot
+    if metrics_folder is not None:
+        serve_pool(config.metrics_port, config.host)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if config.http_port is not None:
@@ -335,6 +345,8 @@ def _supervise(config: ServerConfig) -> int:
             continue
         slot = children.pop(pid, None)
         code = os.waitstatus_to_exitcode(status)
+        if metrics_folder is not None:
+            worker_died(pid)
         if stopping.is_set():
             exit_code = exit_code or max(code, 0)
         elif slot is not None:
@@ -343,6 +355,8 @@ def _supervise(config: ServerConfig) -> int:
             new = start_worker(slot)
             children[new] = slot
             log.warning("worker %d (slot %d) restarted in %.2f s", new, slot, time.monotonic() - began)
+    if metrics_folder is not None:
+        shutil.rmtree(metrics_folder, ignore_errors=True)
     return exit_code
 
 
