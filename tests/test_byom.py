@@ -194,3 +194,12 @@ def test_the_python_api_takes_in_memory_models(user_dir, tmp_path):
     assert rps_infer.verify_models(module, onnx.load(str(out)), inputs=x)
     with pytest.raises(AssertionError, match="FAIL"):
         rps_infer.assert_parity(module, _planted(out, tmp_path / "bug.onnx", 1.5), inputs=x)
+
+
+def test_the_platform_names_what_runs(user_dir):
+    """TorchScript is what Triton's libtorch backend runs; an eager module is not."""
+    from rps_infer.backends.pyt import TorchBackend
+
+    scripted = TorchBackend(open_model(user_dir / "scripted.pt", hints=_hints(user_dir)))
+    eager = TorchBackend(open_model(user_dir / "checkpoint.pth.tar", hints=_hints(user_dir)))
+    assert (scripted.platform, eager.platform) == ("pytorch_libtorch", "pytorch_eager")

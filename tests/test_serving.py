@@ -404,7 +404,7 @@ def test_serve_on_framework_backends(backend):
 
     want = _expected(zoo.load_zoo()["policy"].onnx_path, x)
     assert compare({"output": want}, {"output": got}, "fp32")
-    assert meta.platform == {"pyt": "pytorch_libtorch", "tf": "tensorflow_savedmodel"}[backend]
+    assert meta.platform == {"pyt": "pytorch_eager", "tf": "tensorflow_keras"}[backend]  # the zoo's .pt / .keras
     assert info.framework.startswith({"pyt": "torch", "tf": "tensorflow"}[backend])
 
 

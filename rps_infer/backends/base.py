@@ -67,6 +67,15 @@ class Backend(ABC):
         self.deactivate()
 
     @property
+    def platform(self) -> str:
+        """The Open Inference Protocol platform name of what runs (the registry's, unless the
+        loaded file decides: TorchScript vs an eager module, a SavedModel vs a Keras file)."""
+        from rps_infer.backends import registry
+
+        info = registry.backends().get(self.name)
+        return info.platform if info is not None else self.name
+
+    @property
     def input_specs(self) -> tuple[TensorSpec, ...]:
         """The model's inputs, in order."""
         return self.activate()._inputs

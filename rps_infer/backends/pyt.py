@@ -81,6 +81,14 @@ class TorchBackend(Backend):
         return inputs, tuple(outputs)
 
     @property
+    def platform(self) -> str:
+        """``pytorch_libtorch`` for TorchScript (what Triton's libtorch backend runs), else
+        ``pytorch_eager``: a Python ``nn.Module`` (Triton has no platform for it)."""
+        import torch
+
+        return "pytorch_libtorch" if isinstance(self.activate()._eager, torch.jit.ScriptModule) else "pytorch_eager"
+
+    @property
     def network(self):
         """The eager ``torch.nn.Module`` this backend runs (activated on first use)."""
         return self.activate()._eager

@@ -57,6 +57,12 @@ class TensorFlowBackend(Backend):
             return self._signature(self.model)
         return self._keras(self.model)
 
+    @property
+    def platform(self) -> str:
+        """``tensorflow_savedmodel`` for a SavedModel, ``tensorflow_keras`` for a Keras model."""
+        is_saved = hasattr(self.activate().model, "structured_input_signature")
+        return "tensorflow_savedmodel" if is_saved else "tensorflow_keras"
+
     def _keras(self, model) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         import tensorflow as tf
 

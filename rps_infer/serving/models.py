@@ -186,8 +186,5 @@ def _datatype(dtype: str) -> str | None:
 
 
 def platform(backend: Backend) -> str:
-    """The v2 platform name of a backend (the registry's)."""
-    from rps_infer.backends import registry
-
-    info = registry.backends().get(backend.name)
-    return info.platform if info is not None else backend.name
+    """The v2 platform name of what ``backend`` runs."""
+    return backend.platform
