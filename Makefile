@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint models baseline bench serve protos clean-venv
+.PHONY: demo test lint models baseline bench serve protos clean-venv image
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ lint: $(STAMP)
 
 models: $(STAMP)
 	$(BIN)/rps-infer models build
+
+# The server image (deploy/Containerfile) with docker, podman or buildah, whichever works here;
+# prints the image size. IMAGE, TARGET=gpu and PYTHON_IMAGE are passed on (deploy/README.md).
+image:
+	IMAGE='$(IMAGE)' TARGET='$(TARGET)' PYTHON_IMAGE='$(PYTHON_IMAGE)' sh deploy/build-image.sh
 
 clean-venv:
 	rm -rf $(VENV)
