@@ -1,0 +1,133 @@
+"""Validate deploy/'s manifests offline: ``python deploy/validate.py [FILE.yaml ...]``.
+
+- deploy/kubernetes: kubernetes-validate against the newest Kubernetes it ships, strict (an
+  unknown field is an error, as with the API server's strict field validation);
+- deploy/kserve: the KServe CRDs' openAPIV3Schema kept in deploy/kserve/schema (see
+  extract.py there), made strict the same way, with jsonschema.
+
+Where kubectl is installed, the Deployment also goes through kubectl's own API types,
+offline (kubectl_problems). Prints each problem and exits 1 when there is one.
+tests/test_deploy.py uses these functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+HERE = Path(__file__).resolve().parent
+SCHEMAS = HERE / "kserve" / "schema"
+
+
+def documents(path: Path) -> list[dict]:
+    """The YAML documents of a manifest file (empty ones dropped)."""
+    return [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+
+
+def kubernetes_problems(path: Path) -> list[str]:
+    """What kubernetes-validate finds in ``path`` (strict, newest Kubernetes it ships); a kind
+    it has no schema for is a problem too."""
+    import kubernetes_validate
+    from kubernetes_validate.utils import latest_version
+
+    problems = []
+    for doc in documents(path):
+        try:
+            kubernetes_validate.validate(doc, latest_version(), strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            problems.append(f"{doc['kind']} {'.'.join(map(str, exc.path))}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            problems.append(exc.message)
+    return problems
+
+
+def strict(schema):
+    """A CRD schema with the API server's strict field validation: an object schema that lists
+    its properties accepts no others (unless it preserves unknown fields)."""
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: (v if k == "enum" else strict(v)) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out \
+            and not out.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+def crd_schemas(folder: Path = SCHEMAS) -> dict[str, dict]:
+    """The kept CRD schemas, made strict, by ``"<group>/<version> <Kind>"``."""
+    schemas = {}
+    for path in sorted(folder.glob("*.json")):
+        entry = json.loads(path.read_text())
+        schemas[f"{entry['group']}/{entry['version']} {entry['kind']}"] = strict(entry["schema"])
+    return schemas
+
+
+def kserve_problems(path: Path, schemas: dict[str, dict]) -> list[str]:
+    """Where the documents of ``path`` break their CRD's schema (or have none kept)."""
+    problems = []
+    for doc in documents(path):
+        schema = schemas.get(f"{doc['apiVersion']} {doc['kind']}")
+        if schema is None:
+            problems.append(f"no CRD schema kept for {doc['apiVersion']} {doc['kind']}")
+            continue
+        # OpenAPI 3.0 schema objects are JSON Schema draft 4 plus keywords jsonschema ignores.
+        for error in jsonschema.Draft4Validator(schema).iter_errors(doc):
+            problems.append(f"{doc['kind']} {'.'.join(map(str, error.path))}: {error.message}")
+    return problems
+
+
+def kubectl_problems(path: Path) -> list[str]:
+    """kubectl's typed decoding of a pod-template kind, offline (``set env --local`` asks no
+    cluster): a wrong type fails to decode; a field the API types lack is missing from the
+    round trip. Checks the first document of ``path``."""
+    env = {**os.environ, "KUBECONFIG": os.devnull}
+    run = subprocess.run(["kubectl", "set", "env", "--local", "-f", str(path), "RPS_PROBE=1", "-o", "json"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    if run.returncode != 0:
+        return [run.stderr.strip()]
+    return [f"dropped {p}" for p in sorted(key_paths(documents(path)[0]) - key_paths(json.loads(run.stdout)))]
+
+
+def key_paths(node, prefix: str = "") -> set[str]:
+    """Every key path of a YAML tree (list items by position)."""
+    if isinstance(node, dict):
+        return set().union(*(key_paths(v, f"{prefix}.{k}") for k, v in node.items())) | {prefix}
+    if isinstance(node, list):
+        return set().union(*(key_paths(v, f"{prefix}[{i}]") for i, v in enumerate(node))) | {prefix}
+    return {prefix}
+
+
+def problems(path: Path, schemas: dict[str, dict]) -> list[str]:
+    """KServe's schemas for its API group, kubernetes-validate for everything else."""
+    if any(d.get("apiVersion", "").startswith("serving.kserve.io/") for d in documents(path)):
+        return kserve_problems(path, schemas)
+    found = kubernetes_problems(path)
+    if shutil.which("kubectl") and documents(path)[0]["kind"] == "Deployment":
+        found += [f"kubectl: {p}" for p in kubectl_problems(path)]
+    return found
+
+
+def main(paths: list[str]) -> int:
+    """Validate ``paths`` (default: every manifest under deploy/kubernetes and deploy/kserve)."""
+    files = [Path(p) for p in paths] or sorted([*HERE.glob("kubernetes/*.yaml"), *HERE.glob("kserve/*.yaml")])
+    schemas = crd_schemas()
+    found = 0
+    for path in files:
+        for problem in problems(path, schemas):
+            print(f"{path}: {problem}")
+            found += 1
+    print(f"{len(files)} files, {found} problems")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,400 @@
+"""deploy/: the container image's recipe, its command run outside a container, the image
+itself where a container tool works, and the Kubernetes and KServe manifests validated
+offline (each validator shown to fail on a planted defect)."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rps_infer.cli import build_parser
+from rps_infer.serving import launch, security
+
+from .server_process import _DIE_WITH_PARENT
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+CONTAINERFILE = DEPLOY / "Containerfile"
+K8S_FILES = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+KSERVE_FILES = sorted((DEPLOY / "kserve").glob("*.yaml"))
+FRAMEWORKS = re.compile(r"torch|tensorflow", re.IGNORECASE)
+FINAL_STAGES = ("gpu", "cpu")
+
+
+def _load_validate():
+    # deploy/ is not a package: its validator is a script people run too.
+    spec = importlib.util.spec_from_file_location("deploy_validate", DEPLOY / "validate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+validate = _load_validate()
+
+
+# --- The Containerfile ------------------------------------------------------------------
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """``(INSTRUCTION, arguments)``: continuation lines joined, comments dropped."""
+    found, current = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        word, _, rest = (current + line).partition(" ")
+        found.append((word.upper(), rest.strip()))
+        current = ""
+    return found
+
+
+def stages() -> dict[str, list[tuple[str, str]]]:
+    """Each stage's instructions by stage name (``FROM base AS name``), in file order."""
+    named: dict[str, list[tuple[str, str]]] = {}
+    for word, rest in instructions(CONTAINERFILE.read_text()):
+        if word == "FROM":
+            named[rest.split()[-1]] = []
+        elif named:
+            named[next(reversed(named))].append((word, rest))
+    return named
+
+
+def last(stage: list[tuple[str, str]], word: str) -> str | None:
+    """The arguments of the stage's last ``word`` instruction (the one in force)."""
+    values = [rest for w, rest in stage if w == word]
+    return values[-1] if values else None
+
+
+def image_command(stage: str = "cpu") -> list[str]:
+    """ENTRYPOINT + CMD of a final stage: what the container runs without arguments."""
+    named = stages()[stage]
+    return json.loads(last(named, "ENTRYPOINT")) + json.loads(last(named, "CMD"))
+
+
+def test_containerfile_never_names_the_training_frameworks():
+    text = CONTAINERFILE.read_text()
+    assert not FRAMEWORKS.search(text), FRAMEWORKS.findall(text)
+    serve = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+    assert not [d for d in serve if re.search(r"torch|tensorflow|keras|matplotlib", d, re.I)]
+
+
+def test_containerfile_installs_the_serve_extra_and_nothing_heavier():
+    for name, stage in stages().items():
+        for word, rest in stage:
+            if word != "RUN":
+                continue
+            assert not re.search(r"\b(gcc|g\+\+|build-essential|clang|python3-dev)\b", rest), (name, rest)
+            for step in rest.split("&&"):
+                tokens = shlex.split(step)
+                if "pip" not in " ".join(tokens[:2]) or "install" not in tokens:
+                    continue
+                assert "--no-cache-dir" in tokens, step
+                for requirement in [t for t in tokens[tokens.index("install") + 1:] if not t.startswith("-")]:
+                    project = re.fullmatch(r".*rps_infer.*\[([\w,]+)\]", requirement)
+                    gpu_runtime = name == "gpu" and requirement.startswith("onnxruntime-gpu")
+                    assert gpu_runtime or (project and project.group(1) == "serve"), (name, requirement)
+    for name in FINAL_STAGES:
+        assert any("[serve]" in rest for w, rest in stages()[name] if w == "RUN"), name
+    assert list(stages())[-1] == "cpu"  # the default target
+
+
+def test_containerfile_runs_as_non_root_with_a_healthcheck():
+    for name in FINAL_STAGES:
+        stage = stages()[name]
+        user = last(stage, "USER")
+        assert user and user.split(":")[0] not in ("root", "0"), name
+        health = last(stage, "HEALTHCHECK")
+        assert health and "/v2/health/ready" in health and "--start-period" in health, name
+        assert set(last(stage, "EXPOSE").split()) == {"8000", "8001", "8002"}
+        assert last(stage, "VOLUME") == "/models"
+    assert image_command("gpu") == [*image_command("cpu")[:-1], "--device", "cuda", "--insecure"]
+
+
+def flag(command: list[str], name: str) -> str:
+    """The value after the last ``name`` in ``command`` (``--name=value`` too)."""
+    values = [command[i + 1] for i, a in enumerate(command[:-1]) if a == name]
+    values += [a.split("=", 1)[1] for a in command if a.startswith(f"{name}=")]
+    assert values, f"{name} not in {command}"
+    return values[-1]
+
+
+def serve_options() -> set[str]:
+    """Every option ``rps-infer serve`` accepts."""
+    commands = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices)
+    return set(commands.choices["serve"]._option_string_actions)
+
+
+def test_image_command_uses_only_serve_options_and_needs_insecure_on_every_interface():
+    command = image_command()
+    assert command[:2] == ["rps-infer", "serve"]
+    assert {a.split("=")[0] for a in command[2:] if a.startswith("--")} <= serve_options()
+    assert flag(command, "--host") == "0.0.0.0" and "--insecure" in json.loads(last(stages()["cpu"], "CMD"))
+    with pytest.raises(Exception, match="--insecure"):  # why CMD carries it: plaintext on 0.0.0.0
+        security.check(security.SecurityConfig(), "0.0.0.0")
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 right now."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def model_folder(built_zoo, folder: Path) -> Path:
+    """A model repository as the image expects it: the built policy and value (the NeuralService
+    models) and the policy again as an ordinary v2 model."""
+    folder.mkdir()
+    for name in ("policy", "value"):
+        shutil.copy(built_zoo[name].onnx_path, folder / f"{name}.onnx")
+    shutil.copy(built_zoo["policy"].onnx_path, folder / "tictac.onnx")
+    folder.chmod(0o755)  # the image's user (uid 10001) reads it too
+    for f in folder.iterdir():
+        f.chmod(0o644)
+    return folder
+
+
+def on_this_machine(command: list[str], ports: dict[str, int], models: Path) -> list[str]:
+    """The image's command for a test: loopback, the given ports, ``models`` for /models."""
+    rps_infer = Path(sys.executable).with_name("rps-infer")
+    local = [str(rps_infer)]
+    for before, arg in itertools.pairwise(command):
+        if before == "--host":
+            arg = "127.0.0.1"  # tests talk to loopback only; --insecure is then not needed, but harmless
+        elif before in ports:
+            arg = str(ports[before])
+        elif arg.startswith("/models"):
+            arg = str(models) + arg.removeprefix("/models")
+        local.append(arg)
+    return local
+
+
+def check_serving(grpc_port: int, http_port: int, metrics_port: int) -> None:
+    """gRPC health SERVING, v2 REST ready, metrics exported, one inference."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from rps_infer.client import V2Client
+
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=10) as answer:
+        assert answer.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as answer:
+        assert b"rps_infer_" in answer.read()
+    with V2Client(f"127.0.0.1:{grpc_port}") as client:
+        out = client.infer("tictac", {"input": np.zeros((2, 81), np.float32)})
+    assert out["output"].shape == (2, 9)
+
+
+def test_image_command_serves_outside_a_container(built_zoo, tmp_path):
+    help_text = subprocess.run([sys.executable, "-m", "rps_infer.cli", "serve", "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    if "--http-port" not in help_text:
+        pytest.skip("rps-infer serve does not accept --http-port yet (the image's command needs it)")
+    grpc_port, http_port, metrics_port = free_ports(3)
+    ports = {"--port": grpc_port, "--http-port": http_port, "--metrics-port": metrics_port}
+    command = on_this_machine(image_command(), ports, model_folder(built_zoo, tmp_path / "models"))
+    server = launch.ServerProcess([sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command])
+    try:
+        assert server.target == f"127.0.0.1:{grpc_port}"
+        check_serving(grpc_port, http_port, metrics_port)
+    finally:
+        code = server.terminate()
+    assert code == 0, server.log()[-2000:]
+
+
+# --- The image itself, where a container tool works --------------------------------------
+
+def container_tool() -> str:
+    """The tool `make image` would use, or skip saying what each tool answered."""
+    probe = subprocess.run(["sh", str(DEPLOY / "build-image.sh")], env={**os.environ, "TOOL_ONLY": "1"},
+                           capture_output=True, text=True, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip(probe.stderr.strip())
+    return probe.stdout.strip()
+
+
+def base_image_or_skip(tool: str) -> str:
+    """The python base the build starts from, present or pullable, or skip saying why."""
+    arg = next(rest for w, rest in instructions(CONTAINERFILE.read_text()) if rest.startswith("PYTHON_IMAGE="))
+    base = os.environ.get("PYTHON_IMAGE") or arg.split("=", 1)[1]
+    if tool == "buildah" or subprocess.run([tool, "image", "inspect", base], capture_output=True).returncode == 0:
+        return base
+    pull = subprocess.run([tool, "pull", base], capture_output=True, text=True, timeout=600)
+    if pull.returncode != 0:
+        reason = pull.stderr.strip().splitlines()[-1] if pull.stderr.strip() else f"exit {pull.returncode}"
+        pytest.skip(f"{tool} works, but the base image {base} is neither here nor pullable ({reason}); "
+                    "PYTHON_IMAGE=localhost/debian-python:bookworm after deploy/debian-base.sh builds from Debian")
+    return base
+
+
+@pytest.mark.slow
+def test_image_builds_runs_and_infers(built_zoo, tmp_path):
+    tool = container_tool()
+    base = base_image_or_skip(tool)
+    image = "localhost/rps-infer:test"
+    build = subprocess.run(["sh", str(DEPLOY / "build-image.sh")], capture_output=True, text=True, timeout=1800,
+                           env={**os.environ, "CONTAINER_TOOL": tool, "IMAGE": image, "PYTHON_IMAGE": base})
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    assert re.search(r"built \S+ \(cpu\) with \w+: \d+ bytes", build.stdout)
+    if tool == "buildah":
+        pytest.skip("buildah built the image but runs no containers; run it with podman or docker")
+    grpc_port, http_port, metrics_port = free_ports(3)
+    models = model_folder(built_zoo, tmp_path / "models")
+    publish = [f"127.0.0.1:{p}:{c}" for p, c in ((grpc_port, 8001), (http_port, 8000), (metrics_port, 8002))]
+    run = [tool, "run", "--rm", *[x for p in publish for x in ("-p", p)], "-v", f"{models}:/models:ro", image]
+    server = launch.ServerProcess(run, timeout=300)
+    try:
+        check_serving(grpc_port, http_port, metrics_port)
+    finally:
+        code = server.terminate(60)  # the tool passes SIGTERM on to the server
+    assert code == 0, server.log()[-2000:]
+
+
+# --- Kubernetes manifests ----------------------------------------------------------------
+
+def planted(path: Path, old: str, new: str, tmp_path: Path) -> Path:
+    """A copy of ``path`` with the first ``old`` replaced by ``new``."""
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}"
+    copy_ = tmp_path / path.name
+    copy_.write_text(text.replace(old, new, 1))
+    return copy_
+
+
+def by_kind() -> dict[str, dict]:
+    """Every Kubernetes document of deploy/kubernetes by ``Kind/name``."""
+    return {f"{d['kind']}/{d['metadata']['name']}": d for p in K8S_FILES for d in validate.documents(p)}
+
+
+def test_kubernetes_manifests_validate_strictly():
+    assert {k.split("/")[0] for k in by_kind()} == {"Deployment", "Service", "HorizontalPodAutoscaler",
+                                                    "PodDisruptionBudget", "PersistentVolumeClaim"}
+    assert {p.name: validate.kubernetes_problems(p) for p in K8S_FILES} == {p.name: [] for p in K8S_FILES}
+
+
+@pytest.mark.parametrize(("name", "old", "new", "found"), [
+    ("deployment.yaml", "replicas: 3", "replica: 3", "'replica' was unexpected"),
+    ("deployment.yaml", "containerPort: 8001", 'containerPort: "abc"', "'abc' is not of type 'integer'"),
+    ("service.yaml", "appProtocol: grpc", "appProtocl: grpc", "'appProtocl' was unexpected"),
+    ("hpa.yaml", "averageUtilization: 70", 'averageUtilization: "70"', "is not of type 'integer'"),
+])
+def test_kubernetes_validation_fails_on_a_planted_defect(name, old, new, found, tmp_path):
+    problems = validate.kubernetes_problems(planted(DEPLOY / "kubernetes" / name, old, new, tmp_path))
+    assert any(found in p for p in problems), problems
+
+
+def test_deployment_numbers_agree_with_the_image_and_each_other():
+    docs = by_kind()
+    pod = docs["Deployment/rps-infer"]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    image = image_command()
+    assert ports == {"grpc": int(flag(image, "--port")), "http": int(flag(image, "--http-port")),
+                     "metrics": int(flag(image, "--metrics-port"))}
+    assert "command" not in container and set(container["args"]) <= serve_options() | {"20"}
+    # Shutdown: endpoints drop during preStop, then the drain; SIGKILL only after both.
+    grace = float(flag(container["args"], "--grace"))
+    sleep = float(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["spec"]["terminationGracePeriodSeconds"] > sleep + grace
+    live = container["livenessProbe"]
+    assert live["grpc"]["port"] == ports["grpc"] and live["periodSeconds"] * live["failureThreshold"] > grace
+    assert container["startupProbe"]["grpc"]["port"] == ports["grpc"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(ports["metrics"])
+    labels = pod["metadata"]["labels"]
+    for service in ("Service/rps-infer", "Service/rps-infer-headless"):
+        spec = docs[service]["spec"]
+        assert spec["selector"].items() <= labels.items()
+        assert {p["targetPort"] for p in spec["ports"]} <= set(ports)
+    assert docs["PodDisruptionBudget/rps-infer"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    hpa = docs["HorizontalPodAutoscaler/rps-infer"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "rps-infer"
+    assert hpa["minReplicas"] == docs["Deployment/rps-infer"]["spec"]["replicas"]
+    claim = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert f"PersistentVolumeClaim/{claim}" in docs
+
+
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_kubectl_decodes_the_deployment_offline(tmp_path):
+    deployment = DEPLOY / "kubernetes" / "deployment.yaml"
+    assert validate.kubectl_problems(deployment) == []
+    misspelt = planted(deployment, "replicas: 3", "replica: 3", tmp_path)
+    assert validate.kubectl_problems(misspelt) == ["dropped .spec.replica"]
+    bad_type = validate.kubectl_problems(planted(deployment, "containerPort: 8001", 'containerPort: "abc"', tmp_path))
+    assert "cannot unmarshal string" in bad_type[0]
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_kubectl_client_dry_run():
+    # Without a cluster: kubectl's client-side dry run still asks an API server for its types.
+    run = subprocess.run(["kubectl", "create", "--dry-run=client", "--validate=false", "-o", "yaml",
+                          "--server", "http://127.0.0.1:9", *[a for p in K8S_FILES for a in ("-f", str(p))]],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "KUBECONFIG": os.devnull})
+    if run.returncode != 0 and "127.0.0.1:9" in run.stderr:
+        answer = run.stderr.strip().splitlines()[-1]
+        pytest.skip(f"kubectl apply/create --dry-run=client needs an API server here: {answer}")
+    assert run.returncode == 0, run.stderr
+
+
+# --- KServe ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def schemas():
+    return validate.crd_schemas()
+
+
+def test_kserve_objects_validate_against_the_crd_schemas(schemas):
+    assert {p.name: validate.kserve_problems(p, schemas) for p in KSERVE_FILES} == {p.name: [] for p in KSERVE_FILES}
+
+
+@pytest.mark.parametrize(("name", "old", "new", "found"), [
+    ("servingruntime.yaml", "supportedModelFormats:", "supportedModelFormat:", "'supportedModelFormat' was unexpected"),
+    ("inferenceservice.yaml", "storageUri:", "storageURI:", "'storageURI' was unexpected"),
+    ("inferenceservice-grpc.yaml", "containerPort: 9000", 'containerPort: "abc"', "'abc' is not of type 'integer'"),
+])
+def test_kserve_validation_fails_on_a_planted_defect(name, old, new, found, tmp_path, schemas):
+    problems = validate.kserve_problems(planted(DEPLOY / "kserve" / name, old, new, tmp_path), schemas)
+    assert any(found in p for p in problems), problems
+
+
+def test_kserve_runtime_listens_where_kserve_expects():
+    runtime = validate.documents(DEPLOY / "kserve" / "servingruntime.yaml")[0]
+    container = runtime["spec"]["containers"][0]
+    command = container["command"] + container["args"]
+    assert command[:2] == ["rps-infer", "serve"]
+    assert {a.split("=")[0] for a in command[2:]} <= serve_options()
+    assert (flag(command, "--http-port"), flag(command, "--model-repository")) == ("8080", "/mnt/models")
+    assert runtime["spec"]["annotations"]["prometheus.kserve.io/port"] == flag(command, "--metrics-port")
+    assert set(runtime["spec"]["protocolVersions"]) == {"v2", "grpc-v2"}
+    for path in (DEPLOY / "kserve").glob("inferenceservice*.yaml"):
+        model = validate.documents(path)[0]["spec"]["predictor"]["model"]
+        assert model["runtime"] == runtime["metadata"]["name"]
+        assert model["modelFormat"] | {"autoSelect": True} in runtime["spec"]["supportedModelFormats"]
+        if model["protocolVersion"] == "grpc-v2":
+            assert model["ports"] == [{"name": "h2c", "protocol": "TCP", "containerPort": int(flag(command, "--port"))}]
