@@ -113,3 +113,14 @@ def test_select_refuses_unknown_names_and_unbuilt_artifacts(tmp_path):
         entries["v"].backend("onnxrt-cpu")
     with pytest.raises(RpsInferError, match="backend must be one of"):
         entries["v"].backend("jax-cpu")
+
+
+@pytest.mark.parametrize(("names", "heavy"), [([], False), (["all"], True), (["unet-full"], True)])
+def test_models_build_without_names_builds_the_ci_set(monkeypatch, capsys, names, heavy):
+    from rps_infer.cli import main
+
+    built = []
+    monkeypatch.setattr(zoo, "build", lambda entries, **kwargs: built.extend(e.name for e in entries))
+    assert main(["models", "build", *names]) == 0
+    assert ("unet-full" in built) == heavy
+    assert ("rps-infer models build NAME" in capsys.readouterr().out) == (not names)

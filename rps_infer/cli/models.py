@@ -10,7 +10,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("models", help="the model zoo (models/zoo.toml)")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     b = msub.add_parser("build", help="build the zoo's artifacts into models/build/")
-    b.add_argument("names", nargs="*", metavar="NAME", help="models or families (digits) to build (default: all)")
+    b.add_argument("names", nargs="*", metavar="NAME", help="models or families (digits) to build, or 'all' "
+                   "(default: the CI set, the models marked ci = true)")
     b.add_argument("--force", action="store_true", help="rebuild even if up to date")
     msub.add_parser("list", help="list the zoo's models and the backends each is timed on")
 
@@ -27,8 +28,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{e.name:14} {e.family:8} {source:24} tolerance={e.tolerance} ci={e.ci} built={e.is_built()} "
                   f"backends={','.join(e.backends)}")
         return 0
-    selected = zoo.select(entries, args.names)
+    if args.names == ["all"]:
+        selected = list(entries.values())
+    else:
+        selected = zoo.select(entries, args.names) if args.names else [e for e in entries.values() if e.ci]
     zoo.build(selected, force=args.force, progress=lambda msg: print(f"  {msg}"))
     for e in selected:
         print(f"{e.name}: {e.onnx_path}")
+    rest = sorted(set(entries) - {e.name for e in selected})
+    if not args.names and rest:
+        print(f"built the CI set; the others ({', '.join(rest)}): rps-infer models build NAME ... or all")
     return 0
