@@ -141,6 +141,8 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """Framework, version, device, active providers, threads and the I/O specs."""
         info = {"backend": self.name, "device": self.device, **self._describe_impl()}
+        if getattr(self, "auto_choice", None):  # picked by --device auto: what and why
+            info["device_choice"] = self.auto_choice
         if self._active:
             info["inputs"] = [s.describe() for s in self._inputs]
             info["outputs"] = [s.describe() for s in self._outputs]

@@ -25,7 +25,9 @@ def add_parser(sub) -> None:
                    "precision, tolerance, max_batch_size, preferred_batch_sizes, max_queue_delay_us); one that "
                    "fails to load is not ready, the others serve")
     p.add_argument("--backend", choices=["onnxrt", "pyt", "tf"], default=d.backend)
-    p.add_argument("--device", default=d.device, help="cpu, cuda, tensorrt, openvino, coreml, directml (onnxrt)")
+    p.add_argument("--device", default=d.device, help="cpu, cuda, tensorrt, openvino, coreml, directml (onnxrt), "
+                   "or auto: the best one that starts here and agrees with the CPU, logged with why each "
+                   "better one was skipped")
     p.add_argument("--precision", default=d.precision, choices=["fp32", "fp16", "bf16", "int8"],
                    help="onnxrt: fp32, fp16, int8 (variants built beside the model, parity-checked); "
                    "pyt: fp32, fp16, bf16 autocast (default fp32)")

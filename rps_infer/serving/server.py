@@ -48,8 +48,14 @@ def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = N
     model_file = open_model(path)
     options = {} if config.precision == "fp32" else {"precision": config.precision}
     # Pinned threads without spinning (see the registry's thread options).
-    backend = open_backend(model_file, f"{config.backend}-{config.device}", threads=config.intra_op_threads,
-                           **options).activate()
+    if config.device == "auto":
+        from rps_infer.backends.auto import choose_device
+
+        choice, backend = choose_device(model_file, config.backend, threads=config.intra_op_threads, **options)
+        log.info("model %r: %s", name, choice.line())
+    else:
+        backend = open_backend(model_file, f"{config.backend}-{config.device}", threads=config.intra_op_threads,
+                               **options).activate()
     hidden = -1
     if model_file.weights is not None:
         hidden = model_file.weights.hidden_size
