@@ -1,13 +1,13 @@
-"""Validate deploy/'s manifests offline: ``python deploy/validate.py [FILE.yaml ...]``.
+"""Check deploy/ offline: ``python deploy/validate.py [FILE.yaml ...]``.
 
 - deploy/kubernetes: kubernetes-validate against the newest Kubernetes it ships, strict (an
-  unknown field is an error, as with the API server's strict field validation);
+  unknown field is an error, as with the API server's strict field validation); where
+  kubectl is installed, the Deployment also goes through kubectl's own API types, offline;
 - deploy/kserve: the KServe CRDs' openAPIV3Schema kept in deploy/kserve/schema (see
-  extract.py there), made strict the same way, with jsonschema.
+  extract.py there), made strict the same way, with jsonschema;
+- deploy/Containerfile: read into stages and instructions (tests/test_deploy.py checks them).
 
-Where kubectl is installed, the Deployment also goes through kubectl's own API types,
-offline (kubectl_problems). Prints each problem and exits 1 when there is one.
-tests/test_deploy.py uses these functions.
+Prints each problem and exits 1 when there is one. tests/test_deploy.py uses these functions.
 """
 
 from __future__ import annotations
@@ -24,6 +24,46 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 SCHEMAS = HERE / "kserve" / "schema"
+CONTAINERFILE = HERE / "Containerfile"
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """``(INSTRUCTION, arguments)``: continuation lines joined, comments dropped."""
+    found, current = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        word, _, rest = (current + line).partition(" ")
+        found.append((word.upper(), rest.strip()))
+        current = ""
+    return found
+
+
+def stages() -> dict[str, list[tuple[str, str]]]:
+    """Each stage's instructions by stage name (``FROM base AS name``), in file order."""
+    named: dict[str, list[tuple[str, str]]] = {}
+    for word, rest in instructions(CONTAINERFILE.read_text()):
+        if word == "FROM":
+            named[rest.split()[-1]] = []
+        elif named:
+            named[next(reversed(named))].append((word, rest))
+    return named
+
+
+def last(stage: list[tuple[str, str]], word: str) -> str | None:
+    """The arguments of the stage's last ``word`` instruction (the one in force)."""
+    values = [rest for w, rest in stage if w == word]
+    return values[-1] if values else None
+
+
+def image_command(stage: str = "cpu") -> list[str]:
+    """ENTRYPOINT + CMD of a final stage: what the container runs without arguments."""
+    named = stages()[stage]
+    return json.loads(last(named, "ENTRYPOINT")) + json.loads(last(named, "CMD"))
 
 
 def documents(path: Path) -> list[dict]:

@@ -48,45 +48,6 @@ validate = _load_validate()
 
 # --- The Containerfile ------------------------------------------------------------------
 
-def instructions(text: str) -> list[tuple[str, str]]:
-    """``(INSTRUCTION, arguments)``: continuation lines joined, comments dropped."""
-    found, current = [], ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        word, _, rest = (current + line).partition(" ")
-        found.append((word.upper(), rest.strip()))
-        current = ""
-    return found
-
-
-def stages() -> dict[str, list[tuple[str, str]]]:
-    """Each stage's instructions by stage name (``FROM base AS name``), in file order."""
-    named: dict[str, list[tuple[str, str]]] = {}
-    for word, rest in instructions(CONTAINERFILE.read_text()):
-        if word == "FROM":
-            named[rest.split()[-1]] = []
-        elif named:
-            named[next(reversed(named))].append((word, rest))
-    return named
-
-
-def last(stage: list[tuple[str, str]], word: str) -> str | None:
-    """The arguments of the stage's last ``word`` instruction (the one in force)."""
-    values = [rest for w, rest in stage if w == word]
-    return values[-1] if values else None
-
-
-def image_command(stage: str = "cpu") -> list[str]:
-    """ENTRYPOINT + CMD of a final stage: what the container runs without arguments."""
-    named = stages()[stage]
-    return json.loads(last(named, "ENTRYPOINT")) + json.loads(last(named, "CMD"))
-
-
 def test_containerfile_never_names_the_training_frameworks():
     text = CONTAINERFILE.read_text()
     assert not FRAMEWORKS.search(text), FRAMEWORKS.findall(text)
@@ -95,7 +56,7 @@ def test_containerfile_never_names_the_training_frameworks():
 
 
 def test_containerfile_installs_the_serve_extra_and_nothing_heavier():
-    for name, stage in stages().items():
+    for name, stage in validate.stages().items():
         for word, rest in stage:
             if word != "RUN":
                 continue
@@ -110,20 +71,20 @@ def test_containerfile_installs_the_serve_extra_and_nothing_heavier():
                     gpu_runtime = name == "gpu" and requirement.startswith("onnxruntime-gpu")
                     assert gpu_runtime or (project and project.group(1) == "serve"), (name, requirement)
     for name in FINAL_STAGES:
-        assert any("[serve]" in rest for w, rest in stages()[name] if w == "RUN"), name
-    assert list(stages())[-1] == "cpu"  # the default target
+        assert any("[serve]" in rest for w, rest in validate.stages()[name] if w == "RUN"), name
+    assert list(validate.stages())[-1] == "cpu"  # the default target
 
 
 def test_containerfile_runs_as_non_root_with_a_healthcheck():
     for name in FINAL_STAGES:
-        stage = stages()[name]
-        user = last(stage, "USER")
+        stage = validate.stages()[name]
+        user = validate.last(stage, "USER")
         assert user and user.split(":")[0] not in ("root", "0"), name
-        health = last(stage, "HEALTHCHECK")
+        health = validate.last(stage, "HEALTHCHECK")
         assert health and "/v2/health/ready" in health and "--start-period" in health, name
-        assert set(last(stage, "EXPOSE").split()) == {"8000", "8001", "8002"}
-        assert last(stage, "VOLUME") == "/models"
-    assert image_command("gpu") == [*image_command("cpu")[:-1], "--device", "cuda", "--insecure"]
+        assert set(validate.last(stage, "EXPOSE").split()) == {"8000", "8001", "8002"}
+        assert validate.last(stage, "VOLUME") == "/models"
+    assert validate.image_command("gpu") == [*validate.image_command("cpu")[:-1], "--device", "cuda", "--insecure"]
 
 
 def flag(command: list[str], name: str) -> str:
@@ -141,10 +102,11 @@ def serve_options() -> set[str]:
 
 
 def test_image_command_uses_only_serve_options_and_needs_insecure_on_every_interface():
-    command = image_command()
+    command = validate.image_command()
     assert command[:2] == ["rps-infer", "serve"]
     assert {a.split("=")[0] for a in command[2:] if a.startswith("--")} <= serve_options()
-    assert flag(command, "--host") == "0.0.0.0" and "--insecure" in json.loads(last(stages()["cpu"], "CMD"))
+    assert flag(command, "--host") == "0.0.0.0"
+    assert "--insecure" in json.loads(validate.last(validate.stages()["cpu"], "CMD"))
     with pytest.raises(Exception, match="--insecure"):  # why CMD carries it: plaintext on 0.0.0.0
         security.check(security.SecurityConfig(), "0.0.0.0")
 
@@ -215,7 +177,7 @@ def test_image_command_serves_outside_a_container(built_zoo, tmp_path):
         pytest.skip("rps-infer serve does not accept --http-port yet (the image's command needs it)")
     grpc_port, http_port, metrics_port = free_ports(3)
     ports = {"--port": grpc_port, "--http-port": http_port, "--metrics-port": metrics_port}
-    command = on_this_machine(image_command(), ports, model_folder(built_zoo, tmp_path / "models"))
+    command = on_this_machine(validate.image_command(), ports, model_folder(built_zoo, tmp_path / "models"))
     server = launch.ServerProcess([sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command])
     try:
         assert server.target == f"127.0.0.1:{grpc_port}"
@@ -238,7 +200,7 @@ def container_tool() -> str:
 
 def base_image_or_skip(tool: str) -> str:
     """The python base the build starts from, present or pullable, or skip saying why."""
-    arg = next(rest for w, rest in instructions(CONTAINERFILE.read_text()) if rest.startswith("PYTHON_IMAGE="))
+    arg = next(rest for w, rest in validate.instructions(CONTAINERFILE.read_text()) if rest.startswith("PYTHON_IMAGE="))
     base = os.environ.get("PYTHON_IMAGE") or arg.split("=", 1)[1]
     if tool == "buildah" or subprocess.run([tool, "image", "inspect", base], capture_output=True).returncode == 0:
         return base
@@ -311,7 +273,7 @@ def test_deployment_numbers_agree_with_the_image_and_each_other():
     pod = docs["Deployment/rps-infer"]["spec"]["template"]
     container = pod["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    image = image_command()
+    image = validate.image_command()
     assert ports == {"grpc": int(flag(image, "--port")), "http": int(flag(image, "--http-port")),
                      "metrics": int(flag(image, "--metrics-port"))}
     assert "command" not in container and set(container["args"]) <= serve_options() | {"20"}
