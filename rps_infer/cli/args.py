@@ -67,11 +67,20 @@ def fixed_port(text: str) -> int:
 
 
 def target(text: str) -> str:
-    """``HOST:PORT`` with a valid port."""
-    host, sep, number = text.rpartition(":")
-    if not sep or not host:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    fixed_port(number)
+    """``HOST:PORT`` with a valid port, replicas ``HOST:PORT,HOST:PORT,...``, or a gRPC target
+    with a resolver scheme (``dns:///NAME:PORT``, ``ipv4:IP:PORT,IP:PORT``, ``ipv6:...``),
+    passed on to gRPC as it is."""
+    from rps_infer.client import REPLICA_SCHEMES
+
+    if text.startswith(REPLICA_SCHEMES):
+        if not text.partition(":")[2].strip("/"):
+            raise argparse.ArgumentTypeError(f"expected an address after the scheme, got {text!r}")
+        return text
+    for item in text.split(","):
+        host, sep, number = item.strip().rpartition(":")
+        if not sep or not host:
+            raise argparse.ArgumentTypeError(f"expected HOST:PORT or HOST:PORT,HOST:PORT,..., got {text!r}")
+        fixed_port(number)
     return text
 
 

@@ -72,8 +72,10 @@ def _cost_options(p: argparse.ArgumentParser) -> None:
 
 def _grpc_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("over gRPC (with --target)")
-    g.add_argument("--target", type=common.target,
-                   help="HOST:PORT of a running rps-infer serve: closed-loop load instead of in-process")
+    g.add_argument("--target", type=common.target, metavar="HOST:PORT[,HOST:PORT...]",
+                   help="HOST:PORT of a running rps-infer serve: closed-loop load instead of in-process; replicas "
+                   "as a comma list or dns:///NAME:PORT (round robin; a call a replica dropped is retried; prints "
+                   "which replica answered how many calls)")
     g.add_argument("--api", default="neural", help="neural, v2 or neural,v2 (default neural)")
     g.add_argument("--concurrency", type=common.batch_sizes, default=(1, 8, 32), metavar="1,8,32",
                    help="concurrent clients, from separate processes (default 1,8,32)")

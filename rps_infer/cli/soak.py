@@ -17,7 +17,9 @@ def add_parser(sub) -> None:
                        "and report per interval requests, errors, req/s, p50/p99 and the server's resident "
                        "memory. Exits 1 on any error or stuck call (unanswered after 10 s), or when the memory "
                        "growth after warm-up exceeds --max-rss-growth.")
-    p.add_argument("--target", required=True, type=common.target, help="HOST:PORT of the server")
+    p.add_argument("--target", required=True, type=common.target, metavar="HOST:PORT[,HOST:PORT...]",
+                   help="HOST:PORT of the server, or replicas: a comma list or dns:///NAME:PORT (round robin; a "
+                   "call a replica dropped is retried)")
     p.add_argument("--duration", type=common.seconds, default=60.0, help="measured seconds after warm-up (default 60)")
     p.add_argument("--warmup", type=common.non_negative_seconds, default=defaults.SOAK_WARMUP_S,
                    help=f"seconds not counted (default {defaults.SOAK_WARMUP_S:g})")

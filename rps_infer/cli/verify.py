@@ -19,9 +19,10 @@ def add_parser(sub) -> None:
                        "2 for unusable input.")
     p.add_argument("reference", metavar="REFERENCE")
     p.add_argument("candidate", metavar="CANDIDATE", nargs="?", help="a model file (or use --target)")
-    p.add_argument("--target", type=common.target, metavar="HOST:PORT",
+    p.add_argument("--target", type=common.target, metavar="HOST:PORT[,HOST:PORT...]",
                    help="check the model a running server serves instead of a file (plaintext gRPC), on the same "
-                   "inputs and with the same verdict")
+                   "inputs and with the same verdict; a comma list or dns:///NAME:PORT checks replicas "
+                   "(round robin: each batch may come from another one)")
     p.add_argument("--model", help="with --target: the served model (neural API: policy or value)")
     p.add_argument("--api", choices=["neural", "v2"], default="neural",
                    help="with --target: NeuralService BatchPredict (default) or Open Inference Protocol ModelInfer")
