@@ -311,6 +311,10 @@ def grpc_table_lines(report: dict) -> list[str]:
         lines.append(f"{r['series']:9} {r['api']:6} {r['rpc']:12} {r['batch']:>5} {r['concurrency']:>4} "
                      f"{r['p50_us']:>8.0f} {r['p99_us']:>8.0f} {r['req_per_s']:>8.0f} {r['items_per_s']:>10.0f} "
                      f"{r['us_per_item']:>8.1f} {ratio:>7} {cpu:>10} {r['errors'] or ''}")
+        if r.get("per_replica"):  # several replicas behind --target: who answered how many
+            total = sum(r["per_replica"].values())
+            lines.append("    answered by " + ", ".join(f"{name}: {n} ({n / total:.0%})"
+                                                        for name, n in sorted(r["per_replica"].items())))
     return lines
 
 

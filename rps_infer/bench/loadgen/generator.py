@@ -8,6 +8,12 @@ sends on a fixed schedule, and a call's latency counts from its *intended* send 
 server that stalls cannot hide its stall by slowing the clients down (coordinated omission).
 :func:`run_load` counts the calls that start after the warm-up and end inside the measured
 window, and reads the server's CPU time from /proc over the same window.
+
+A target naming several replicas (``HOST:PORT,HOST:PORT``, ``dns:///NAME:PORT``; see
+:mod:`rps_infer.client`) gets the clients' round-robin channel with retries, and each call
+records which replica answered (the ``rps-replica`` trailing metadata every answer carries).
+A single ``HOST:PORT`` keeps the plain channel and the plain call: reading the trailing
+metadata costs a little, and the gated benchmarks measure exactly what they measured before.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ import rps_infer.defaults as defaults
 APIS = ("neural", "v2")
 STARTUP_S = 1.5  # time the client processes get to start before the load begins (spawn + imports)
 CALL_TIMEOUT_S = 30.0
-# One call of a client: (ended at, seconds since the load began; latency in seconds; status name)
-Record = tuple[float, float, str]
+# One call of a client: (ended at, seconds since the load began; latency in seconds; status name;
+# the replica that answered, "" when not read: a single target, or no server answered)
+Record = tuple[float, float, str, str]
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class LoadSpec:
     duration_s: float
     warmup_s: float = defaults.LOAD_WARMUP_S
     rate: float | None = None  # requests/s over all clients: open loop; None: closed loop
+    retries: bool = True  # replicas: retry the calls one drops (False: see what a failover loses)
 
     @property
     def rpc(self) -> str:
@@ -55,16 +63,25 @@ class LoadSpec:
 
 @dataclass
 class LoadResult:
-    """Latencies (seconds) of the counted requests, errors by status, the window and server CPU."""
+    """Latencies (seconds) of the counted requests, errors by status, the window and server CPU;
+    ``records``: the counted calls, their times from ``began`` (``time.monotonic``, when the
+    load began: relates them to events outside, e.g. a replica killed mid-load)."""
 
     spec: LoadSpec
     latencies: np.ndarray
     errors: dict[str, int] = field(default_factory=dict)
     window_s: float = 0.0
     server_cpu_s: float | None = None
+    records: list[Record] = field(default_factory=list)
+    began: float = 0.0
+
+    @property
+    def per_replica(self) -> dict[str, int]:
+        """Answered (OK) counted calls by the replica that answered; empty for a single target."""
+        return dict(Counter(r[3] for r in self.records if r[2] == "OK" and r[3]))
 
     def summary(self) -> dict:
-        """p50/p90/p99 (us), req/s, items/s, errors, server CPU per request (us)."""
+        """p50/p90/p99 (us), req/s, items/s, errors, server CPU per request (us), calls by replica."""
         n = len(self.latencies)
         p50, p90, p99 = (np.percentile(self.latencies, [50, 90, 99]) * 1e6).tolist() if n else (0.0, 0.0, 0.0)
         rps = n / self.window_s if self.window_s else 0.0
@@ -73,7 +90,7 @@ class LoadResult:
                 "p50_us": p50, "p90_us": p90, "p99_us": p99,
                 "req_per_s": rps, "items_per_s": rps * self.spec.batch, "errors": dict(self.errors),
                 "server_cpu_us_per_req": (self.server_cpu_s / n * 1e6) if self.server_cpu_s is not None and n
-                else None}
+                else None, "per_replica": self.per_replica}
 
 
 def payload(model: str, batch: int) -> dict[str, np.ndarray]:
@@ -92,17 +109,26 @@ def entry_payload(entry, batch: int) -> dict[str, np.ndarray]:
     return make_feeds(io_specs(entry.onnx_path)[0], batch, seed=batch, generator=entry.inputs)
 
 
-def make_call(spec: LoadSpec):
-    """A stub method and the request it sends, built once (payload identical for echo and service)."""
+def make_channel(spec: LoadSpec):
+    """The clients' channel (round robin, retries) for replicas, a plain one for a single target."""
     import grpc
 
+    from rps_infer.client import open_channel, replicated
+
+    if replicated(spec.target):
+        return open_channel(spec.target, 64, retries=spec.retries)
+    return grpc.insecure_channel(spec.target, options=[("grpc.use_local_subchannel_pool", 1),
+                                                       ("grpc.max_receive_message_length", 1 << 26),
+                                                       ("grpc.max_send_message_length", 1 << 26)])
+
+
+def make_call(spec: LoadSpec):
+    """A stub method and the request it sends, built once (payload identical for echo and service)."""
     from rps_infer.client import infer_request
     from rps_infer.serving.protos import neural_pb2, neural_pb2_grpc, predict_v2_pb2_grpc
 
     inputs = payload(spec.model, spec.batch)
-    channel = grpc.insecure_channel(spec.target, options=[("grpc.use_local_subchannel_pool", 1),
-                                                          ("grpc.max_receive_message_length", 1 << 26),
-                                                          ("grpc.max_send_message_length", 1 << 26)])
+    channel = make_channel(spec)
     if spec.api == "v2":
         stub = predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
         return stub.ModelInfer, infer_request(spec.model, inputs, raw=True), channel
@@ -123,8 +149,12 @@ def client_loop(specs: Sequence[LoadSpec], begin: float, end: float, offset: int
     intended send time."""
     import grpc
 
-    calls = [make_call(spec) for spec in specs]
-    records: list[Record] = []
+    from rps_infer.client import replicated
+    from rps_infer.serving.status import REPLICA_KEY
+
+    calls = [(*make_call(spec), replicated(spec.target)) for spec in specs]
+    records: list[tuple[float, float, str]] = []
+    answered: list[str] = []  # apart: the records line is the one benchmarks/planted.py plants a miscount into
     i = offset
     while time.monotonic() < begin:
         time.sleep(0.001)
@@ -135,18 +165,29 @@ def client_loop(specs: Sequence[LoadSpec], begin: float, end: float, offset: int
             break
         if interval is not None and (wait := t0 - time.monotonic()) > 0:
             time.sleep(wait)
-        call, request, _ = calls[i % len(calls)]
+        call, request, _, read_replica = calls[i % len(calls)]
         i, k = i + 1, k + 1
-        code = "OK"
+        code, replica = "OK", ""
         try:
-            call(request, timeout=timeout)
+            if read_replica:
+                replica = answered_by(call.with_call(request, timeout=timeout)[1], REPLICA_KEY)
+            else:
+                call(request, timeout=timeout)
         except grpc.RpcError as exc:
             code = exc.code().name
+            replica = answered_by(exc, REPLICA_KEY) if read_replica else ""
         t1 = time.monotonic()
         records.append((t1 - begin, t1 - t0, code))
-    for _, _, channel in calls:
+        answered.append(replica)
+    for _, _, channel, _ in calls:
         channel.close()
-    return records
+    return [(*record, replica) for record, replica in zip(records, answered, strict=True)]
+
+
+def answered_by(call, key: str) -> str:
+    """Trailing metadata ``key`` (the server's ``rps-replica``) of a finished call or RpcError
+    ("" without it: no server answered, or a server that does not name itself)."""
+    return next((v for k, v in call.trailing_metadata() or () if k == key), "")
 
 
 def _client_process(specs: Sequence[LoadSpec], threads: int, begin: float, end: float, timeout: float,
@@ -222,7 +263,7 @@ def run_load(spec: LoadSpec, server_pids: list[int] | None = None, processes: in
     latencies = np.array([r[1] for r in counted if r[2] == "OK"])
     errors = Counter(r[2] for r in counted if r[2] != "OK")
     cpu = None if cpu_before is None else cpu_after - cpu_before
-    return LoadResult(spec, latencies, dict(errors), spec.duration_s, cpu)
+    return LoadResult(spec, latencies, dict(errors), spec.duration_s, cpu, counted, pool.begin)
 
 
 def process_tree(pid: int) -> list[int]:
