@@ -138,8 +138,8 @@ def model_folder(built_zoo, folder: Path) -> Path:
 
 def on_this_machine(command: list[str], ports: dict[str, int], models: Path) -> list[str]:
     """The image's command for a test: loopback, the given ports, ``models`` for /models."""
-    rps_infer = Path(sys.executable).with_name("rps-infer")
-    local = [str(rps_infer)]
+    script = Path(sys.executable).with_name("rps-infer")  # the venv's, as the image's is on its PATH
+    local = [str(script)] if script.exists() else [sys.executable, "-m", "rps_infer.cli"]
     for before, arg in itertools.pairwise(command):
         if before == "--host":
             arg = "127.0.0.1"  # tests talk to loopback only; --insecure is then not needed, but harmless
