@@ -34,8 +34,8 @@ from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
 
 from .server_process import ServerProcess
 
-CLIENTS, WARMUP_S, LOAD_S = 4, 0.5, 6.0
-KILL_AT, TERM_AT = 2.0, 4.0  # seconds into the measured window
+CLIENTS, WARMUP_S, LOAD_S = 4, 0.5, 8.0
+KILL_AT, TERM_AT = 1.5, 3.5  # seconds after the load is seen running (LOAD_S leaves 3 s for a late start)
 CHECKER_THREADS = 16
 SETTLE_S = 0.5  # after a fault, calls still ending on the old replica are the ones it had in flight
 
@@ -113,31 +113,56 @@ def _retries(target: str) -> int | None:
         return None
 
 
+def _connections_to(port: int) -> int:
+    """Established TCP connections from this host to ``port`` (Linux /proc; gRPC's sockets are
+    IPv6 ones with v4-mapped addresses, listed in tcp6)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as f:
+            rows = [line.split() for line in list(f)[1:]]
+        count += sum(1 for row in rows if int(row[2].rsplit(":", 1)[1], 16) == port and row[3] == "01")
+    return count
+
+
+def _inject_faults(servers, expected: int, earliest: float, faults: dict[str, float], done) -> None:
+    """SIGKILL ``servers[0]`` KILL_AT and SIGTERM ``servers[1]`` TERM_AT seconds after the load
+    is seen running: ``expected`` connections to the first replica (a load client connects at
+    its first call; clients that spawn late on a busy machine would otherwise meet the faults
+    before they had sent anything) and not before ``earliest`` (the end of the warm-up)."""
+    port = int(servers[0].target.rsplit(":", 1)[1])
+    while _connections_to(port) < expected:
+        if done.wait(0.01):
+            return
+    running = max(time.monotonic(), earliest)
+    for kind, at, server in (("kill", KILL_AT, servers[0]), ("term", TERM_AT, servers[1])):
+        if done.wait(max(0.0, running + at - time.monotonic())):
+            return
+        faults[kind] = time.monotonic()
+        server.proc.send_signal(signal.SIGKILL if kind == "kill" else signal.SIGTERM)
+
+
 def _fail_over(built_zoo, retries: bool, checker: bool):
-    """Load three replicas; SIGKILL one at KILL_AT and SIGTERM another at TERM_AT seconds into
-    the measured window. Returns the load result, the replicas' names, the faults' times
-    (seconds since the load began), the SIGTERMed replica's exit code and the checker."""
+    """Load three replicas; SIGKILL one and SIGTERM another while it runs. Returns the load
+    result, the replicas' names, the faults' times (seconds since the load began), the
+    SIGTERMed replica's exit code and the checker."""
     with contextlib.ExitStack() as stack:
         servers = [stack.enter_context(ServerProcess(*_models(built_zoo))) for _ in range(3)]
         target = ",".join(s.target for s in servers)
         check = _Checker(built_zoo, target) if checker else None
         faults: dict[str, float] = {}
-
-        def fault(kind: str, server) -> None:
-            faults[kind] = time.monotonic()
-            server.proc.send_signal(signal.SIGKILL if kind == "kill" else signal.SIGTERM)
-
-        timers = [threading.Timer(STARTUP_S + WARMUP_S + at, fault, (kind, server))
-                  for kind, at, server in (("kill", KILL_AT, servers[0]), ("term", TERM_AT, servers[1]))]
-        for t in timers:
-            t.start()
+        done = threading.Event()
+        earliest = time.monotonic() + STARTUP_S + WARMUP_S
+        expected = CLIENTS + (2 if checker else 0)  # the checker's two clients hold one connection each
+        injector = threading.Thread(target=_inject_faults, args=(servers, expected, earliest, faults, done))
+        injector.start()
         try:
             result = run_load(LoadSpec(target, "neural", "policy", 1, CLIENTS, LOAD_S, WARMUP_S, retries=retries))
         finally:
-            for t in timers:
-                t.cancel()
+            done.set()
+            injector.join()
             if check:
                 check.finish()
+        assert set(faults) == {"kill", "term"}, f"the load ended before both faults: {faults}"
         exit_code = servers[1].proc.wait(30)
         names = [_name(s) for s in servers]
     return result, names, {k: v - result.began for k, v in faults.items()}, exit_code, check
