@@ -7,13 +7,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from rps_infer import signals
+
 
 def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
     """Let ``writer`` fill a temp file beside ``path``, then rename it into place.
 
     The temp file keeps ``path``'s suffix because some writers (Keras) insist on it.
-    If ``writer`` raises, the temp file is removed and ``path`` is untouched, so a
-    failed write never leaves a half-written file.
+    If ``writer`` raises, or a Ctrl-C / SIGTERM arrived meanwhile (even one a library caught),
+    the temp file is removed and ``path`` is untouched, so a failed or interrupted write never
+    leaves a file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,6 +26,7 @@ def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
     try:
         tmp.unlink()  # writers such as torch.onnx.export want to create the file themselves
         writer(tmp)
+        signals.check()  # a Ctrl-C some library swallowed still wins: no file
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

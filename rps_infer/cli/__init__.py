@@ -3,7 +3,8 @@
 
 Exit codes: 0 success; 1 a negative verdict (models disagree, a conversion refused for a
 parity failure, a soak with errors); 2 unusable input or environment (bad file, unknown
-option value, missing provider, a port in use); 130 on Ctrl-C. Errors print one line;
+option value, missing provider, a port in use); 130 on Ctrl-C, 143 on SIGTERM (``serve``
+drains and exits 0), whatever a library did with the signal. Errors print one line;
 ``--debug``, anywhere on the command line, shows the traceback and what the frameworks printed.
 
 Each command module has ``add_parser(subparsers)`` and ``run(args) -> int``; its heavy
@@ -18,6 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from rps_infer import signals
 from rps_infer.errors import ParityError, RpsInferError
 from rps_infer.version import VERSION
 
@@ -58,6 +60,22 @@ def exit_code(exc: BaseException) -> int | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rps-infer`` console script."""
+    with signals.handling():  # from the start: a Ctrl-C while the parser imports counts too
+        try:
+            code = _main(argv)
+        except (KeyboardInterrupt, signals.Terminated):
+            code = EXIT_INTERRUPTED
+        except Exception:
+            # A library interrupted mid-import or mid-call may fail with anything (seen:
+            # torch's exporter, "module 'torch._dynamo' has no attribute 'exc'"): the signal
+            # is the cause, not a bug to show.
+            if signals.received_exit_code() is None:
+                raise
+            code = EXIT_INTERRUPTED
+    return signals.received_exit_code() or code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -72,10 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
         logging.getLogger("rps_infer.export").setLevel(logging.DEBUG)
+    return _run(args, debug)
+
+
+def _run(args: argparse.Namespace, debug: bool) -> int:
+    """Run the command; map its errors to exit codes."""
     try:
         return command_module(args.command).run(args)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, signals.Terminated):
+        return signals.received_exit_code() or EXIT_INTERRUPTED
     except Exception as exc:
         code = exit_code(exc)
         if code is None or debug:

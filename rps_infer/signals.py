@@ -1,0 +1,60 @@
+"""Ctrl-C and SIGTERM always win: a command stops with 130 / 143 and leaves no output file.
+
+:func:`handling` installs handlers for the length of a command that record the signal and
+raise (KeyboardInterrupt, :class:`Terminated`). A library that catches the exception and
+carries on (exporters have been seen to swallow a Ctrl-C: the file was written and the exit
+code was 0) cannot undo the record: :func:`check` raises again before a file is renamed into
+place (:func:`rps_infer.util.atomic_write`), and the exit code says what was received.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+_received: list[int] = []
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, like KeyboardInterrupt: no ``except Exception`` eats it)."""
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated
+
+
+def _on_signal(signum, frame) -> None:
+    _received.append(signum)
+    _raise_for(signum)
+
+
+def check() -> None:
+    """Raise again if a signal arrived during this command (whoever caught it the first time)."""
+    if _received:
+        _raise_for(_received[0])
+
+
+def received_exit_code() -> int | None:
+    """130 / 143 if SIGINT / SIGTERM arrived during this command, else None."""
+    return EXIT_CODES[_received[0]] if _received else None
+
+
+@contextlib.contextmanager
+def handling() -> Iterator[None]:
+    """Record and raise on SIGINT and SIGTERM inside the block (main thread only; the
+    previous handlers come back after)."""
+    _received.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _on_signal) for s in EXIT_CODES}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
