@@ -77,7 +77,8 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
     """Load every model; each gets its own batcher when batching is on.
 
     The policy, value and ``--model`` models must load (the server does not start
-    otherwise); a repository model that fails is served as not ready, with the reason.
+    otherwise); a repository model that fails is served as not ready, with the reason. The
+    zoo's policy and value are served when no ``--policy`` / ``--value`` / repository names them.
     """
     from rps_infer.runtime import pin_threads
     from rps_infer.serving.repository import check_name
@@ -85,13 +86,14 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
     # Before any model is read: reading a .keras file initialises TensorFlow, whose threads
     # can be set only before that.
     pin_threads(config.intra_op_threads, (config.backend,))
-    models = [
-        load_model("policy", config.policy or default_model_path("policy", config.backend), config, "policy"),
-        load_model("value", config.value or default_model_path("value", config.backend), config, "value"),
-    ]
-    if not config.allow_any_head:
-        for model, path in zip(models, (config.policy, config.value), strict=True):
-            check_head(model, path)
+    models = []
+    for kind, path in (("policy", config.policy), ("value", config.value)):
+        # Without a repository the zoo's models stand in; with one, its policy.onnx / value.onnx
+        # (a server image holds no zoo, and building one needs PyTorch).
+        if path is not None or config.model_repository is None:
+            models.append(load_model(kind, path or default_model_path(kind, config.backend), config, kind))
+            if not config.allow_any_head:
+                check_head(models[-1], path)
     for name, path in config.models.items():
         check_name(name)
         if name in ("policy", "value"):
@@ -168,7 +170,10 @@ def load_repository(config: ServerConfig, taken: set[str]) -> list[tuple[ServedM
             settings = replace(config, backend="onnxrt", device=entry.device or config.device,
                                precision=entry.precision or config.precision)
             try:
-                model = load_model(entry.name, entry.path, settings)
+                kind = entry.name if entry.name in ("policy", "value") else None  # the NeuralService's
+                model = load_model(entry.name, entry.path, settings, kind)
+                if kind is not None and not config.allow_any_head:
+                    check_head(model, entry.path)
                 model.version = entry.version
                 served.append((model, batched))
                 continue
