@@ -432,3 +432,13 @@ def test_unet_frames_travel_as_raw_bytes_over_v2(built_zoo):
     want = entry.backend("onnxrt-cpu").infer(frames)["output"]
     assert got.shape == (8, 3, 128, 128)
     assert compare({"output": want}, {"output": got}, "image-fp32")
+
+
+def test_an_idle_server_exits_at_once_on_sigterm(models):
+    """Nothing in flight, a client still connected, --grace 30: the drain has nothing to wait for."""
+    with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]), "--grace", "30",
+                       "--http-port", "0") as proc, NeuralClient(proc.target) as c:
+        c.predict_value(realistic_positions(1)[0])
+        began = time.monotonic()
+        assert proc.terminate() == 0
+        assert time.monotonic() - began < 3.0
