@@ -75,6 +75,18 @@ def test_containerfile_installs_the_serve_extra_and_nothing_heavier():
     assert list(validate.stages())[-1] == "cpu"  # the default target
 
 
+def test_containerfile_ties_the_install_layer_to_the_wheel():
+    # podman/buildah reuse a cached RUN --mount=...,from=wheel layer after the wheel changed
+    # (containers/buildah#4522; seen here with podman 4.3.1: the image kept an old server):
+    # each final stage copies the wheel's digest, a COPY whose changed source does count, first.
+    assert "sha256sum" in validate.last(validate.stages()["wheel"], "RUN")
+    for name in FINAL_STAGES:
+        stage = validate.stages()[name]
+        install = next(i for i, (w, rest) in enumerate(stage) if w == "RUN" and "from=wheel" in rest)
+        copies = [rest.split() for w, rest in stage[:install] if w == "COPY"]
+        assert ["--from=wheel", "/wheel.sha256", "/opt/rps-infer/wheel.sha256"] in copies, name
+
+
 def test_containerfile_runs_as_non_root_with_a_healthcheck():
     for name in FINAL_STAGES:
         stage = validate.stages()[name]
@@ -84,7 +96,8 @@ def test_containerfile_runs_as_non_root_with_a_healthcheck():
         assert health and "/v2/health/ready" in health and "--start-period" in health, name
         assert set(validate.last(stage, "EXPOSE").split()) == {"8000", "8001", "8002"}
         assert validate.last(stage, "VOLUME") == "/models"
-    assert validate.image_command("gpu") == [*validate.image_command("cpu")[:-1], "--device", "cuda", "--insecure"]
+    # The GPU image picks its device out loud (TensorRT -> CUDA -> CPU, each checked against the CPU).
+    assert validate.image_command("gpu") == [*validate.image_command("cpu")[:-1], "--device", "auto", "--insecure"]
 
 
 def flag(command: list[str], name: str) -> str:
@@ -106,6 +119,10 @@ def test_image_command_uses_only_serve_options_and_needs_insecure_on_every_inter
     assert command[:2] == ["rps-infer", "serve"]
     assert {a.split("=")[0] for a in command[2:] if a.startswith("--")} <= serve_options()
     assert flag(command, "--host") == "0.0.0.0"
+    # The repository's policy.onnx / value.onnx serve the NeuralService: no model is named apart.
+    for name in FINAL_STAGES:
+        assert flag(validate.image_command(name), "--model-repository") == "/models"
+        assert not {"--policy", "--value"} & {a.split("=")[0] for a in validate.image_command(name)}, name
     assert "--insecure" in json.loads(validate.last(validate.stages()["cpu"], "CMD"))
     with pytest.raises(Exception, match="--insecure"):  # why CMD carries it: plaintext on 0.0.0.0
         security.check(security.SecurityConfig(), "0.0.0.0")
@@ -124,8 +141,8 @@ def free_ports(count: int) -> list[int]:
 
 
 def model_folder(built_zoo, folder: Path) -> Path:
-    """A model repository as the image expects it: the built policy and value (the NeuralService
-    models) and the policy again as an ordinary v2 model."""
+    """A model repository as the image expects it: the built policy and value as policy.onnx and
+    value.onnx (the NeuralService's, found by name) and the policy again as an ordinary v2 model."""
     folder.mkdir()
     for name in ("policy", "value"):
         shutil.copy(built_zoo[name].onnx_path, folder / f"{name}.onnx")
@@ -152,11 +169,13 @@ def on_this_machine(command: list[str], ports: dict[str, int], models: Path) -> 
 
 
 def check_serving(grpc_port: int, http_port: int, metrics_port: int) -> None:
-    """gRPC health SERVING, v2 REST ready, metrics exported, one inference."""
+    """gRPC health SERVING, v2 REST ready, metrics exported, a v2 inference, and the
+    NeuralService answering from the repository's policy.onnx and value.onnx."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from rps_infer.client import V2Client
+    from rps_infer.client import NeuralClient, V2Client
+    from rps_infer.game import realistic_positions
 
     with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
@@ -165,26 +184,38 @@ def check_serving(grpc_port: int, http_port: int, metrics_port: int) -> None:
         assert answer.status == 200
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as answer:
         assert b"rps_infer_" in answer.read()
+    positions = realistic_positions(2, seed=5)
     with V2Client(f"127.0.0.1:{grpc_port}") as client:
-        out = client.infer("tictac", {"input": np.zeros((2, 81), np.float32)})
+        out = client.infer("tictac", {"input": positions})
     assert out["output"].shape == (2, 9)
+    with NeuralClient(f"127.0.0.1:{grpc_port}") as neural:
+        for position, expected in zip(positions, out["output"], strict=True):
+            probabilities, _ = neural.predict_policy(position)  # policy.onnx is tictac.onnx's file
+            np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+        assert 0.0 <= neural.predict_value(positions[0]) <= 1.0
 
 
-def test_image_command_serves_outside_a_container(built_zoo, tmp_path):
+@pytest.mark.parametrize("stage", FINAL_STAGES)
+def test_image_command_serves_outside_a_container(stage, built_zoo, tmp_path):
+    # The gpu stage's command too: --device auto must start on whatever this machine has.
     help_text = subprocess.run([sys.executable, "-m", "rps_infer.cli", "serve", "--help"], capture_output=True,
                                text=True, check=True).stdout
     if "--http-port" not in help_text:
         pytest.skip("rps-infer serve does not accept --http-port yet (the image's command needs it)")
     grpc_port, http_port, metrics_port = free_ports(3)
     ports = {"--port": grpc_port, "--http-port": http_port, "--metrics-port": metrics_port}
-    command = on_this_machine(validate.image_command(), ports, model_folder(built_zoo, tmp_path / "models"))
+    command = on_this_machine(validate.image_command(stage), ports, model_folder(built_zoo, tmp_path / "models"))
     server = launch.ServerProcess([sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command])
     try:
         assert server.target == f"127.0.0.1:{grpc_port}"
         check_serving(grpc_port, http_port, metrics_port)
     finally:
         code = server.terminate()
-    assert code == 0, server.log()[-2000:]
+    log = server.log()
+    assert code == 0, log[-2000:]
+    if stage == "gpu":  # one line per model names the device and why each better one was skipped
+        for name in ("policy", "value", "tictac"):
+            assert re.search(rf"model '{name}': device auto: onnxrt-\w+", log), log[-2000:]
 
 
 # --- The image itself, where a container tool works --------------------------------------

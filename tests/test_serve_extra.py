@@ -1,6 +1,10 @@
 """The `serve` extra is enough to serve: a server whose interpreter refuses PyTorch,
 TensorFlow, Keras and matplotlib loads ONNX models, answers over gRPC and HTTP, and stops
-cleanly. Any import of those on the serve path, even one caught, fails the test."""
+cleanly. Any import of those on the serve path, even one caught, fails the test.
+
+The server is started as the image starts it: ``--model-repository`` only, no ``--policy`` /
+``--value``. The repository's policy.onnx and value.onnx then serve the NeuralService (the
+zoo's models are never built: that needs PyTorch)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import urllib.request
 
 import numpy as np
 
-from rps_infer.client import V2Client
+from rps_infer.client import NeuralClient, V2Client
+from rps_infer.game import realistic_positions
 from rps_infer.serving import launch
 
 BLOCKED = ("torch", "tensorflow", "keras", "matplotlib")
@@ -68,16 +73,27 @@ def test_the_hook_refuses_each_framework():
 def test_serving_imports_none_of_the_frameworks(built_zoo, tmp_path):
     repository = tmp_path / "models"
     repository.mkdir()
-    shutil.copy(built_zoo["policy"].onnx_path, repository / "tictac.onnx")
+    for name in ("policy", "value"):  # the NeuralService's, found by name in the repository
+        shutil.copy(built_zoo[name].onnx_path, repository / f"{name}.onnx")
+    shutil.copy(built_zoo["policy"].onnx_path, repository / "tictac.onnx")  # one more, v2 only
     http_port, metrics_port = free_port(), free_port()
     args = ["serve", "--model-repository", str(repository), "--port", "0", "--http-port", str(http_port),
-            "--metrics-port", str(metrics_port), "--policy", str(built_zoo["policy"].onnx_path),
-            "--value", str(built_zoo["value"].onnx_path)]
+            "--metrics-port", str(metrics_port)]
     server = launch.ServerProcess([sys.executable, "-c", SERVE, *args])
     try:
+        positions = realistic_positions(4, seed=3)
         with V2Client(server.target) as client:
-            out = client.infer("tictac", {"input": np.zeros((3, 81), np.float32)})
-        assert out["output"].shape == (3, 9)
+            out = client.infer("tictac", {"input": positions})
+        assert out["output"].shape == (4, 9)
+        with NeuralClient(server.target) as neural:
+            for position, expected in zip(positions, out["output"], strict=True):
+                probabilities, best = neural.predict_policy(position)
+                # policy.onnx and tictac.onnx are the same file: the same answer, by either API
+                np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+                assert best == int(np.argmax(expected))
+            assert 0.0 <= neural.predict_value(np.zeros(81, np.float32)) <= 1.0
+            info = neural.model_info("policy")
+            assert (info.input_size, info.output_size) == (81, 9)
         body = json.dumps({"inputs": [{"name": "input", "shape": [1, 81], "datatype": "FP32", "data": [0.0] * 81}]})
         request = urllib.request.Request(f"http://127.0.0.1:{http_port}/v2/models/tictac/infer", body.encode(),
                                          {"Content-Type": "application/json"})
