@@ -88,6 +88,9 @@ def served_head_problem(kind: str, outputs: np.ndarray) -> str | None:
     promises its clients (a probability row per position for a policy, a value in [0, 1]),
     naming the likely cause; None when they are."""
     y = np.asarray(outputs, np.float64)
+    if y.ndim != 2 or (kind == "value" and y.shape[1] != 1):
+        want = "[N, 1] (one value per position)" if kind == "value" else "[N, moves]"
+        return f"its output has shape {list(y.shape)}, not {want}: is it the other model?"
     low, high = float(np.min(y)), float(np.max(y))
     if kind == "policy":
         sums = y.sum(axis=1)

@@ -6,8 +6,8 @@ import pytest
 from onnx import numpy_helper
 
 import rps_infer.runtime as runtime
-from rps_infer.backends.auto import ORDER, choose_device
 from rps_infer.formats import open_model
+from rps_infer.runtime import DEVICE_ORDER, choose_device
 
 from .server_process import ServerProcess
 
@@ -15,7 +15,7 @@ from .server_process import ServerProcess
 def test_this_cpu_build_picks_the_cpu_and_says_why_each_better_device_was_skipped(built_zoo):
     choice, backend = choose_device(open_model(built_zoo["policy"].onnx_path), "onnxrt")
     assert choice.device == "cpu" and backend.device == "cpu"
-    assert [d for d, _ in choice.skipped] == list(ORDER["onnxrt"][:-1])
+    assert [d for d, _ in choice.skipped] == list(DEVICE_ORDER["onnxrt"][:-1])
     assert "cuda: CUDAExecutionProvider: not in this onnxruntime" in choice.line()
     assert backend.describe()["device_choice"] == choice.line()
 

@@ -178,7 +178,8 @@ def test_serve_refuses_a_log_softmax_policy_and_a_value_without_sigmoid(built_zo
     value = _zoo_export_with_head(built_zoo, tmp_path, "value", None)
     good = {"policy": str(built_zoo["policy"].onnx_path), "value": str(built_zoo["value"].onnx_path)}
     for flag, path, cause in (("--policy", policy, "log-softmax instead of softmax"),
-                              ("--value", value, "the final sigmoid is missing")):
+                              ("--value", value, "the final sigmoid is missing"),
+                              ("--value", good["policy"], "its output has shape [64, 9], not [N, 1]")):
         args = {**good, flag[2:]: str(path)}
         refused = subprocess.run([sys.executable, "-m", "rps_infer.cli", "serve", "--port", "0",
                                   "--policy", args["policy"], "--value", args["value"]],

@@ -11,17 +11,20 @@ from rps_infer.serving.config import ServerConfig
 def add_parser(sub) -> None:
     """Register the command; every default is :class:`~rps_infer.serving.config.ServerConfig`'s."""
     d = ServerConfig
-    p = sub.add_parser("serve", help="serve models over gRPC (NeuralService and Open Inference Protocol)",
-                       description="Serve the policy and value models (default: the zoo's, built on first use) "
-                       "on the NeuralService API and the Open Inference Protocol (KServe v2) gRPC API, with "
-                       "health checking and reflection. Prints 'rps-infer serving on HOST:PORT' when ready; "
-                       "SIGTERM drains in-flight calls and exits 0.")
-    p.add_argument("--policy", type=common.existing_file, help="policy model file (default: the zoo's policy)")
-    p.add_argument("--value", type=common.existing_file, help="value model file (default: the zoo's value)")
+    p = sub.add_parser("serve", help="serve models over gRPC and HTTP (NeuralService and Open Inference Protocol)",
+                       description="Serve the policy and value models (default without a repository: the zoo's, "
+                       "built on first use) on the NeuralService API and the Open Inference Protocol (KServe v2) "
+                       "over gRPC (and HTTP/REST with --http-port), with health checking and reflection. Prints "
+                       "'rps-infer serving on HOST:PORT' when ready; SIGTERM drains in-flight calls and exits 0.")
+    p.add_argument("--policy", type=common.existing_file, help="policy model file (default: the repository's "
+                   "policy.onnx, else the zoo's policy)")
+    p.add_argument("--value", type=common.existing_file, help="value model file (default: the repository's "
+                   "value.onnx, else the zoo's value)")
     p.add_argument("--model", type=common.name_path, action="append", default=[], metavar="NAME=PATH",
                    help="serve another model on the v2 API (repeatable)")
     p.add_argument("--model-repository", type=common.existing_folder, metavar="DIR",
-                   help="also serve every DIR/<name>.onnx as <name> (sidecar DIR/<name>.toml: backend, device, "
+                   help="also serve every DIR/<name>.onnx and DIR/<name>/<n>/model.onnx (version n) as <name> "
+                   "(sidecar DIR/<name>.toml: backend, device, "
                    "precision, tolerance, max_batch_size, preferred_batch_sizes, max_queue_delay_us); one that "
                    "fails to load is not ready, the others serve")
     p.add_argument("--backend", choices=["onnxrt", "pyt", "tf"], default=d.backend)
@@ -60,14 +63,19 @@ def add_parser(sub) -> None:
     p.add_argument("--grace", type=common.non_negative_seconds, default=d.grace_s,
                    help=f"seconds in-flight calls get on SIGTERM (default {d.grace_s:g})")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    g = p.add_argument_group("security")
+    _add_security(p)
+
+
+def _add_security(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("security (gRPC and HTTP)")
     g.add_argument("--tls-cert", type=common.existing_file, metavar="PEM",
                    help="serve TLS only, with this certificate (chain)")
     g.add_argument("--tls-key", type=common.existing_file, metavar="PEM", help="the certificate's private key")
     g.add_argument("--tls-client-ca", type=common.existing_file, metavar="PEM",
                    help="mutual TLS: clients must present a certificate signed by this CA")
     g.add_argument("--auth-token-file", type=common.existing_file, metavar="FILE",
-                   help="require 'authorization: Bearer <token>' metadata on every call but health checks")
+                   help="require 'authorization: Bearer <token>' (gRPC metadata, HTTP header) on every call but "
+                   "health checks")
     g.add_argument("--insecure", action="store_true",
                    help="allow plaintext on an address other hosts can reach (refused without it)")
 

@@ -9,16 +9,12 @@ SIGTERM: health goes NOT_SERVING, new calls are refused, in-flight calls get
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
-import time
 from concurrent import futures
 from pathlib import Path
 
@@ -27,7 +23,7 @@ from rps_infer.errors import RpsInferError
 from rps_infer.serving import reflection, security, status
 from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.config import Batching, ServerConfig
-from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics, prepare_pool, serve_pool, worker_died
+from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
 from rps_infer.serving.models import ModelRegistry, ServedModel, ServingOptions
 
 log = logging.getLogger("rps_infer.serving")
@@ -49,7 +45,7 @@ def load_model(name: str, path: Path, config: ServerConfig, kind: str | None = N
     options = {} if config.precision == "fp32" else {"precision": config.precision}
     # Pinned threads without spinning (see the registry's thread options).
     if config.device == "auto":
-        from rps_infer.backends.auto import choose_device
+        from rps_infer.runtime import choose_device
 
         choice, backend = choose_device(model_file, config.backend, threads=config.intra_op_threads, **options)
         log.info("model %r: %s", name, choice.line())
@@ -148,7 +144,7 @@ def check_head(model: ServedModel, path: Path | None) -> None:
     outputs = model.backend.infer(make_feeds(model.backend.input_specs, 64, seed=1))
     problem = served_head_problem(model.name, next(iter(outputs.values())))
     if problem:
-        raise RpsInferError(f"--{model.name} {path or '(the zoo model)'}: the NeuralService {model.name} model must "
+        raise RpsInferError(f"{path or 'the zoo model'}: the NeuralService {model.name} model must "
                             f"output {'probabilities' if model.name == 'policy' else 'values in [0, 1]'}; "
                             f"likely cause: {problem} (--allow-any-head serves it as it is)")
 
@@ -299,76 +295,9 @@ def serve(config: ServerConfig) -> int:
     if config.port == 0 or config.http_port == 0:
         raise RpsInferError("--port 0 and --http-port 0 cannot be used with --workers above 1: "
                             "workers share fixed ports")
-    return _supervise(config)
+    from rps_infer.serving.pool import supervise
 
-
-def _supervise(config: ServerConfig) -> int:
-    """Fork the workers before any gRPC object exists; restart one that dies; forward SIGTERM."""
-    children: dict[int, int] = {}
-    stopping = threading.Event()
-
-    def start_worker(slot: int) -> int:
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the worker
-            os.close(read_fd)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            code = 1
-            try:
-                code = run_worker(config, reuse_port=True, ready_fd=write_fd, slot=slot)
-            except BaseException:
-                log.exception("worker failed")
-            finally:
-                os._exit(code)
-        os.close(write_fd)
-        with os.fdopen(read_fd) as ready:
-            line = ready.readline()
-        if not line:
-            raise RpsInferError(f"worker {pid} failed to start")
-        return pid
-
-    def on_signal(signum, frame) -> None:
-        stopping.set()
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    metrics_folder = None
-    if config.metrics_port:
-        metrics_folder = tempfile.mkdtemp(prefix="rps-infer-metrics-")
-        prepare_pool(metrics_folder)
-    for slot in range(config.workers):
-        children[start_worker(slot)] = slot
-    if metrics_folder is not None:
-        serve_pool(config.metrics_port, config.host)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if config.http_port is not None:
-        print(HTTP_READY_LINE.format(host=config.host, port=config.http_port), flush=True)
-    print(READY_LINE.format(host=config.host, port=config.port), f"({config.workers} workers)", flush=True)
-    exit_code = 0
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        slot = children.pop(pid, None)
-        code = os.waitstatus_to_exitcode(status)
-        if metrics_folder is not None:
-            worker_died(pid)
-        if stopping.is_set():
-            exit_code = exit_code or max(code, 0)
-        elif slot is not None:
-            log.warning("worker %d exited with %d; restarting it", pid, code)
-            began = time.monotonic()
-            new = start_worker(slot)
-            children[new] = slot
-            log.warning("worker %d (slot %d) restarted in %.2f s", new, slot, time.monotonic() - began)
-    if metrics_folder is not None:
-        shutil.rmtree(metrics_folder, ignore_errors=True)
-    return exit_code
+    return supervise(config)
 
 
 def configure_logging(level: str) -> None:
