@@ -122,7 +122,8 @@ def test_materialised_revisions_are_read_only_and_share_models_only_for_the_same
 
 def test_stored_mode_times_here_and_fails_a_case_three_times_its_baseline(tmp_path):
     """Stored mode (a checkout without history, or --gate-mode stored): this run against stored
-    numbers. A baseline made a moment ago passes; the same baseline at a third of the time fails."""
+    numbers. A baseline made a moment ago passes (with room for VM noise); the same baseline at a
+    third of the time fails."""
     import rps_infer.bench.gate.baseline as baseline_tool
 
     selection = ["benchmarks/test_latency.py", "--backends", "onnxrt-cpu", "-k", "policy-onnxrt-cpu-b1",
@@ -133,9 +134,14 @@ def test_stored_mode_times_here_and_fails_a_case_three_times_its_baseline(tmp_pa
     cases = baseline_tool.summarise([tmp_path / "r.json"])
     data = {"schema": 2, "runner_class": "test", "commit": "0" * 40, "recorded_at": "now", "repetitions": 1,
             "machine": {}, "spread_by_group": {"inprocess": {"max_min_spread": 0.5}}, "cases": cases}
+    # The baseline as measured, +30 %: a 7 us case measured a moment apart differed x1.65 once
+    # on a CI VM (limit x1.5). The test is about the mechanism (stored numbers compared, a 3x
+    # case caught), not about this VM holding still between two runs.
+    for case in cases.values():
+        case.update(median=case["median"] * 1.3, min=case["min"] * 1.3)
     (tmp_path / "same.json").write_text(json.dumps(data))
     for case in cases.values():
-        case.update(median=case["median"] / 3, min=case["min"] / 3)
+        case.update(median=case["median"] / 3.9, min=case["min"] / 3.9)  # a third of the measured time
     (tmp_path / "fast.json").write_text(json.dumps(data))
     gated = [sys.executable, "-m", "pytest", *selection, "--gate", "--gate-mode=stored"]
     same = subprocess.run([*gated, f"--gate-baseline={tmp_path / 'same.json'}"], cwd=REPO, capture_output=True,
