@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from rps_infer.serving import launch
@@ -26,3 +27,15 @@ class ServerProcess(launch.ServerProcess):
     def __init__(self, *args: str, timeout: float = 120.0) -> None:
         command = launch.serve_command(*args)
         super().__init__([sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command], timeout)
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 right now (for servers given fixed ports)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()

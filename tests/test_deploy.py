@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tomllib
@@ -24,7 +23,7 @@ import pytest
 from rps_infer.cli import build_parser
 from rps_infer.serving import launch, security
 
-from .server_process import _DIE_WITH_PARENT
+from .server_process import _DIE_WITH_PARENT, free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -127,17 +126,6 @@ def test_image_command_uses_only_serve_options_and_needs_insecure_on_every_inter
     with pytest.raises(Exception, match="--insecure"):  # why CMD carries it: plaintext on 0.0.0.0
         security.check(security.SecurityConfig(), "0.0.0.0")
 
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free on 127.0.0.1 right now."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def model_folder(built_zoo, folder: Path) -> Path:

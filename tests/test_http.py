@@ -20,7 +20,7 @@ from rps_infer.game import realistic_positions
 from rps_infer.serving.protos import predict_v2_pb2, predict_v2_pb2_grpc
 
 from .certs import issue, make_ca
-from .server_process import ServerProcess
+from .server_process import ServerProcess, free_ports
 
 TOKEN = "http-token-for-tests"
 HTTP_OF = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.UNAVAILABLE: 503}
@@ -216,13 +216,7 @@ def test_https_and_the_token_apply_to_http_too(secured):
 
 
 def test_workers_share_the_http_port(built_zoo):
-    import socket
-
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
+    ports = free_ports(2)
     with ServerProcess("--policy", str(built_zoo["policy"].onnx_path), "--value", str(built_zoo["value"].onnx_path),
                        "--workers", "2", "--port", str(ports[0]), "--http-port", str(ports[1])) as proc:
         assert proc.http_target == f"127.0.0.1:{ports[1]}"

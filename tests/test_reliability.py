@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from rps_infer.game import realistic_positions
 from rps_infer.nets import digits
 
 from .onnx_graphs import slow_graph
-from .server_process import ServerProcess
+from .server_process import ServerProcess, free_ports
 
 SOAK_S, SOAK_CLIENTS, SOAK_PROCESSES = 20, 32, 4
 
@@ -47,12 +46,6 @@ def test_bounded_soak_has_no_errors_no_stuck_calls_and_flat_memory(built_zoo, tm
     assert report["errors"] == {} and report["stuck"] == 0 and report["requests"] > 1000
     assert report["rss_growth"] < 0.10
     assert len(report["windows"]) >= SOAK_S
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _workers(supervisor: int) -> set[int]:
@@ -105,7 +98,7 @@ class _Load:
 
 
 def test_a_killed_worker_is_restarted_and_only_its_in_flight_calls_fail(built_zoo):
-    clients, port = 4, _free_port()
+    clients, port = 4, free_ports()[0]
     with ServerProcess(*_zoo_models(built_zoo), "--workers", "2", "--port", str(port)) as server:
         before = _workers(server.pid)
         assert len(before) == 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -20,6 +19,8 @@ import numpy as np
 from rps_infer.client import NeuralClient, V2Client
 from rps_infer.game import realistic_positions
 from rps_infer.serving import launch
+
+from .server_process import free_ports
 
 BLOCKED = ("torch", "tensorflow", "keras", "matplotlib")
 MARK = "BLOCKED IMPORT"
@@ -56,12 +57,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_hook_refuses_each_framework():
     # The planted check: the same hook must stop a direct import, or the serving test proves nothing.
     for name in (*BLOCKED, "torch.nn", "matplotlib.pyplot"):
@@ -76,7 +71,7 @@ def test_serving_imports_none_of_the_frameworks(built_zoo, tmp_path):
     for name in ("policy", "value"):  # the NeuralService's, found by name in the repository
         shutil.copy(built_zoo[name].onnx_path, repository / f"{name}.onnx")
     shutil.copy(built_zoo["policy"].onnx_path, repository / "tictac.onnx")  # one more, v2 only
-    http_port, metrics_port = free_port(), free_port()
+    http_port, metrics_port = free_ports(2)
     args = ["serve", "--model-repository", str(repository), "--port", "0", "--http-port", str(http_port),
             "--metrics-port", str(metrics_port)]
     server = launch.ServerProcess([sys.executable, "-c", SERVE, *args])

@@ -17,7 +17,7 @@ from rps_infer.game import realistic_positions
 from rps_infer.runtime import open_backend
 
 from .onnx_graphs import odd_batch_failure_graph, slow_graph
-from .server_process import ServerProcess
+from .server_process import ServerProcess, free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -240,11 +240,7 @@ def test_serve_without_arguments_serves_the_bundled_models():
 
 
 def test_workers_share_a_fixed_port_and_port_zero_is_refused(models):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    (port,) = free_ports()
     with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]),
                        "--workers", "2", "--port", str(port)) as proc, NeuralClient(proc.target) as c:
         for _ in range(8):
@@ -321,12 +317,9 @@ print(json.dumps({{"probs": list(p.probabilities), "best": p.best_move, "values"
 
 
 def test_prometheus_metrics_count_requests_errors_latency_and_batches(models):
-    import socket
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        metrics_port = s.getsockname()[1]
+    (metrics_port,) = free_ports()
     with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]), "--batching",
                        "--metrics-port", str(metrics_port)) as proc, NeuralClient(proc.target) as c:
         c.batch_predict("value", realistic_positions(5))
@@ -353,11 +346,7 @@ def _series(text: str, name: str) -> list[str]:
 
 def test_unknown_model_names_share_one_series(models):
     """200 random model names from a client add no series (they added 3,600 once)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    (port,) = free_ports()
     with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]),
                        "--metrics-port", str(port)) as proc, V2Client(proc.target) as c:
         with pytest.raises(grpc.RpcError):
@@ -374,13 +363,7 @@ def test_unknown_model_names_share_one_series(models):
 
 
 def test_one_metrics_endpoint_sums_the_workers(models):
-    import socket
-
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
+    ports = free_ports(2)
     with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]), "--workers", "2",
                        "--port", str(ports[0]), "--metrics-port", str(ports[1])) as proc:
         for _ in range(6):  # a connection each: spread over the workers
