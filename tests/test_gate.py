@@ -226,6 +226,10 @@ class _FakeSession:
         head = base * self.looks.pop(0) * np.exp(rng.normal(0, 0.002, 40))
         return ABResult(name, "compared", base=list(base), head=list(head), interval=paired_ratio(head, base))
 
+    def measure_pair(self, name, faster, than):
+        # the "head" side is the faster case: its time over the other's is 1 / speed-up
+        return self.measure(name, faster)
+
     def fresh(self):
         self.fresh_sessions += 1
         return self
@@ -249,6 +253,27 @@ def test_a_flagged_case_fails_only_when_fresh_workers_confirm_it(tmp_path, looks
     _, row = gate.measure_ab(session, "test_latency[x]", "inprocess", {"kind": "latency"})
     assert row.verdict is verdict and note in row.note
     assert session.fresh_sessions == len(looks) - 1 and [r.case for r in gate.rows] == ["test_latency[x]"]
+
+
+@pytest.mark.parametrize(("speedups", "holds", "note"), [
+    ([3.9], True, "their own runs' medians: 1.08x"),
+    ([1.3, 3.8], True, "not confirmed by fresh workers, first look 1.30x"),
+    ([1.3, 1.2], False, "confirmed by fresh workers, first look 1.30x"),
+])
+def test_a_relation_is_judged_side_by_side_not_on_medians_taken_apart(tmp_path, speedups, holds, note):
+    # The medians of the two cases' own runs say 1.08x (what a drifting VM made of a 3.8x
+    # relation in CI); the verdict is the interleaved look's, and a TOO SLOW needs fresh workers.
+    repo, _ = _git_repo(tmp_path)
+    rule = Relation(faster="ort", than="eager", by=2.0)
+    gate = gate_module.Gate(repo, GateConfig(relations=[rule]), base="HEAD", runner_class="r")
+    gate._session = session = _FakeSession([1 / s for s in speedups])
+    gate.cases = {"ort": {"kind": "latency"}, "eager": {"kind": "latency"}}
+    gate.medians = {"ort": 10e-3, "eager": 10.8e-3}
+    failures = gate.relation_failures("eager")
+    assert (failures == []) is holds and note in gate.relation_lines[0]
+    assert f"{speedups[-1]:.2f}x" in gate.relation_lines[0] and "side by side" in gate.relation_lines[0]
+    assert session.fresh_sessions == len(speedups) - 1
+    assert gate.relation_failures("unrelated") == []
 
 
 def test_a_plant_lands_on_a_tree_that_already_carries_one(tmp_path):

@@ -95,6 +95,24 @@ def test_workers_import_their_own_tree_whatever_pythonpath_says(proof_repo, monk
     assert refused.returncode == 2 and "not from" in refused.stdout
 
 
+def test_a_relation_timed_side_by_side_holds_for_the_real_speed_up_and_fails_reversed(proof_repo):
+    # Real workers, real cases: ONNX Runtime runs the policy at b1 ~4x faster than PyTorch
+    # eager here (benchmarks/README.md). Claimed the other way round, the relation must fail.
+    from rps_infer.bench.gate.schemas import Relation
+    from rps_infer.bench.gate.verdicts import judge_relation
+
+    repo, commit_a = proof_repo
+    ort, eager = ({"kind": "latency", "model": "policy", "backend": b, "batch": 1} for b in ("onnxrt-cpu", "pyt-cpu"))
+    with ABSession(materialise(repo, commit_a), Tree(repo, None, "head"), blocks=12, workers=1) as session:
+        session.start(models=["policy"])
+        forward = session.measure_pair("ort vs eager", ort, eager)
+        reversed_ = session.measure_pair("eager vs ort", eager, ort)
+    line, holds = judge_relation(Relation(faster="ort", than="eager", by=1.5), forward.interval)
+    assert holds, line
+    line, holds = judge_relation(Relation(faster="eager", than="ort", by=1.5), reversed_.interval)
+    assert not holds and "TOO SLOW" in line and len(forward.head) == 12
+
+
 def test_a_base_without_the_worker_is_a_failed_run_saying_why(tmp_path):
     old = tmp_path / "old"
     (old / "rps_infer").mkdir(parents=True)

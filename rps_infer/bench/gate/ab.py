@@ -264,6 +264,29 @@ class ABSession:
                           case_seconds=self.case_seconds, interleave=self.interleave, confidence=self.confidence,
                           workers=count, info=replies["head"][0]["info"])
 
+    def measure_pair(self, name: str, faster: dict, than: dict) -> ABResult:
+        """Two cases of the head tree timed against each other in the head's workers, in
+        interleaved block pairs (``than`` on the base side, ``faster`` on the head side): a
+        relation judged side by side, which medians taken minutes apart cannot be on a VM
+        whose speed drifts (seen: a 3.8x relation read as 1.08x in a full run)."""
+        self._ids += 1
+        ids = {"head": f"c{self._ids}f", "base": f"c{self._ids}t"}
+        workers = self.workers["head"]
+        estimates = []
+        for side, case in (("head", faster), ("base", than)):
+            replies = [w.request("prepare", id=ids[side], case=case) for w in workers]
+            failed = next((r for r in replies if not r["ok"]), None)
+            if failed is not None:
+                return ABResult(name, failed["status"], failed["reason"])
+            estimates.append(float(np.median([r["estimate"] for r in replies])))
+
+        def time_side(side: str, j: int, plan: dict[str, int]) -> list[float]:
+            return workers[j % len(workers)].request("time", id=ids[side], **plan)["samples"]
+
+        return time_pairs(name, float(np.mean(estimates)), time_side, blocks=self.blocks,
+                          block_seconds=self.block_seconds, case_seconds=self.case_seconds,
+                          interleave=self.interleave, confidence=self.confidence, workers=len(workers))
+
     def __enter__(self) -> ABSession:
         return self
 

@@ -30,13 +30,14 @@ import pytest
 from rps_infer.bench import machine
 from rps_infer.bench.gate.ab import ABResult, ABSession, measure_inprocess
 from rps_infer.bench.gate.revisions import Tree, commit_time, has_history, materialise, resolve
-from rps_infer.bench.gate.schemas import BaselineFile, GateConfig, load_baseline, load_gate_config
+from rps_infer.bench.gate.schemas import BaselineFile, GateConfig, Relation, load_baseline, load_gate_config
 from rps_infer.bench.gate.verdicts import (
     GateRow,
     SuiteVerdict,
     Verdict,
     check_relation,
     judge_ab,
+    judge_relation,
     judge_stored,
     judge_suite,
 )
@@ -77,6 +78,7 @@ class Gate:
         self.allow_missing_base = allow_missing_base
         self.rows: list[GateRow] = []
         self.medians: dict[str, float] = {}
+        self.cases: dict[str, dict] = {}  # the descriptions of the cases timed A/B, for relations
         self.relation_lines: list[str] = []
         self.ab_results: list[tuple[str, ABResult]] = []  # (group, result)
         self.failures: list[str] = []
@@ -150,6 +152,7 @@ class Gate:
         and fails only if that look flags it too (up to ``MAX_CONFIRMATIONS`` fresh sessions
         per run; later flags get their second look in the running workers).
         """
+        self.cases[name] = case
         result = session.measure(name, case)
         row = self.judge_ab(name, group, result)
         if row is None or not row.verdict.fails:
@@ -231,11 +234,30 @@ class Gate:
             if case not in (rule.faster, rule.than):
                 continue
             checked = check_relation(rule, self.medians)
+            if checked is not None and self._session is not None and {rule.faster, rule.than} <= self.cases.keys():
+                checked = self._relation_side_by_side(rule)
             if checked is not None:
                 self.relation_lines.append(checked[0])
                 if not checked[1]:
                     failures.append(checked[0])
         return failures
+
+    def _relation_side_by_side(self, rule: Relation) -> tuple[str, bool]:
+        """Judge ``rule`` on its two cases timed interleaved in the head's workers; when that
+        says TOO SLOW, fresh workers take a second look and the relation fails only if they agree."""
+        name = f"{rule.faster} vs {rule.than}"
+        looks = [self._session.measure_pair(name, self.cases[rule.faster], self.cases[rule.than])]
+        if looks[0].status == "compared" and not judge_relation(rule, looks[0].interval)[1]:
+            with self._session.fresh() as fresh:
+                looks.append(fresh.measure_pair(name, self.cases[rule.faster], self.cases[rule.than]))
+        if looks[-1].status != "compared":
+            return check_relation(rule, self.medians)
+        note = f"their own runs' medians: {self.medians[rule.than] / self.medians[rule.faster]:.2f}x"
+        if len(looks) == 2:
+            first = 1 / looks[0].interval.ratio
+            note += f"; {'confirmed' if not judge_relation(rule, looks[1].interval)[1] else 'not confirmed'} " \
+                    f"by fresh workers, first look {first:.2f}x"
+        return judge_relation(rule, looks[-1].interval, note)
 
     # -- end of run -------------------------------------------------------------------------
     def finish(self) -> list[str]:

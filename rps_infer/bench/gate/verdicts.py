@@ -6,7 +6,8 @@
   median and its fastest round exceed the baseline's by more than the group's allowance.
 - :func:`judge_suite`: the geometric mean of the in-process ratios, per block pair, with
   its own interval: its lower bound above ``1 + suite_limit`` fails the run.
-- :func:`check_relation`: a speed-up the suite must show within one run.
+- :func:`check_relation`: a speed-up the suite must show within one run, from the two
+  cases' own medians; :func:`judge_relation` the same, from the two timed side by side.
 """
 
 from __future__ import annotations
@@ -144,3 +145,14 @@ def check_relation(rule: Relation, medians: dict[str, float]) -> tuple[str, bool
     holds = ratio >= rule.by and math.isfinite(ratio)
     return (f"{rule.faster} is {ratio:.2f}x faster than {rule.than} (required {rule.by:g}x): "
             f"{'ok' if holds else 'TOO SLOW'}", holds)
+
+
+def judge_relation(rule: Relation, interval: Interval, medians_line: str = "") -> tuple[str, bool]:
+    """``(line, holds)`` for ``rule`` from the two cases timed side by side, ``interval`` being
+    the faster case's time over the other's per block pair. The speed-up is its inverse; like a
+    regression, the relation fails only when its whole interval lies below ``by``."""
+    speedup, low, high = 1 / interval.ratio, 1 / interval.high, 1 / interval.low
+    holds = high >= rule.by and math.isfinite(speedup)
+    extra = f"; {medians_line}" if medians_line else ""
+    return (f"{rule.faster} is {speedup:.2f}x [{low:.2f}, {high:.2f}] faster than {rule.than}, side by side "
+            f"(required {rule.by:g}x{extra}): {'ok' if holds else 'TOO SLOW'}", holds)
