@@ -107,6 +107,42 @@ def open_channel(target: str, max_message_mb: int = DEFAULT_MESSAGE_MB, retries:
     return grpc.insecure_channel(grpc_target(target), options=channel_options(target, max_message_mb, retries))
 
 
+def check_target(target: str, timeout_s: float = 5.0) -> None:
+    """Refuse, before any load is sent, a target where no server answers gRPC health checks as
+    SERVING (a load generator against nothing would report thousands of req/s of UNAVAILABLE)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with open_channel(target, retries=False) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout_s,
+                                                              wait_for_ready=True)
+        except grpc.RpcError as exc:
+            raise RpsInferError(f"--target {target}: no server answers a gRPC health check there within "
+                                f"{timeout_s:g} s ({exc.code().name}: {exc.details()})") from None
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        raise RpsInferError(f"--target {target}: the server is not ready "
+                            f"({health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)})")
+
+
+def check_pids(pids: list[int]) -> None:
+    """Refuse a ``--server-pid`` that names no running process (its memory would read as 0)."""
+    import os
+
+    def running(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)  # signal 0: existence and permission only
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    missing = [pid for pid in pids if pid <= 0 or not running(pid)]
+    if missing:
+        raise RpsInferError(f"--server-pid {', '.join(map(str, missing))}: no such process")
+
+
 class _Client:
     """``target``: one server or several replicas (see the module). ``wait_for_ready``: a call
     made while the connection is down waits for it (up to the timeout) instead of failing at

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from rps_infer import signals
+from rps_infer import noise, signals
 from rps_infer.errors import ParityError, RpsInferError
 from rps_infer.version import VERSION
 
@@ -85,7 +85,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except SystemExit as exc:  # --help, --version, or a bad option (argparse printed why)
         return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
     args.debug, args.argv = debug, argv  # argv: the command the reports record
-    if debug:  # what exporters printed (captured: never a bare traceback without --debug)
+    if not debug:
+        noise.quiet_frameworks()
+    else:  # what exporters printed (captured: never a bare traceback without --debug)
         import logging
 
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")

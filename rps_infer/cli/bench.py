@@ -104,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
     old = _read_report(args.compare) if args.compare else None
     command = " ".join(["rps-infer", *args.argv])
     if args.target:
+        from rps_infer.client import check_pids, check_target
+
+        check_pids(args.server_pid)
+        check_target(args.target)
         report = runs.grpc(args.target, [a for a in args.api.split(",") if a], args.model,
                            args.batch_sizes or (1, 64), args.concurrency, duration_s=args.duration,
                            warmup_s=args.warmup, server_pids=args.server_pid or None, echo=args.echo,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rps_infer.cli import args as common
 
@@ -16,9 +15,9 @@ def add_parser(sub) -> None:
                        "(.keras, .h5), a Go JSON MLP. To torch/keras/gojson: any file holding the RPS MLP (ONNX "
                        "included). The new file is compared with SRC at batch sizes 1, 3, 64 (or on --inputs) "
                        "and written only if it agrees.")
-    p.add_argument("source", metavar="SRC")
+    p.add_argument("source", metavar="SRC", type=common.existing_path)
     p.add_argument("--to", required=True, choices=["onnx", "torch", "keras", "gojson"])
-    p.add_argument("--out", type=Path, help="output path (default: SRC with the target's suffix)")
+    p.add_argument("--out", type=common.writable_file, help="output path (default: SRC with the target's suffix)")
     p.add_argument("--exporter", choices=["dynamo", "legacy"],
                    help="PyTorch ONNX exporter (default: dynamo; legacy for TorchScript)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: 18 from PyTorch, 17 from Keras); the dynamo "

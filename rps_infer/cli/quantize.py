@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rps_infer.cli import args as common
+
 
 def add_parser(sub) -> None:
     """Register the command."""
@@ -12,15 +14,14 @@ def add_parser(sub) -> None:
                        description="Quantize an fp32 ONNX model with ONNX Runtime static quantization (QDQ, "
                        "per-channel weights), calibrated on generated inputs; written only if it passes the "
                        "int8 preset (image-int8: PSNR >= 35 dB for the U-Net).")
-    p.add_argument("model", metavar="MODEL.onnx")
-    p.add_argument("--out", type=Path, help="output path (default: MODEL.int8.onnx)")
+    p.add_argument("model", metavar="MODEL.onnx", type=common.existing_path)
+    p.add_argument("--out", type=common.writable_file, help="output path (default: MODEL.int8.onnx)")
     p.add_argument("--inputs", type=_generator_or_file, metavar="GENERATOR|FILE.npz",
                    help="calibration inputs: a generator (rps-positions, uniform, digits; default: by shape) or your "
                    "own tensors (an .npz or a folder of .npy, also used by the parity proof)")
 
 
 def _generator_or_file(text: str):
-    from rps_infer.cli import args as common
     from rps_infer.inputs import INPUT_GENERATORS
 
     return text if text in INPUT_GENERATORS else common.existing_path(text)

@@ -38,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
     """Soak, print the windows and the totals; 1 on errors, stuck calls or memory growth."""
     from rps_infer.bench.loadgen.soak import run_soak, summary_lines
     from rps_infer.bench.sweep import stderr_progress
+    from rps_infer.client import check_pids, check_target
     from rps_infer.util import atomic_write
 
+    check_pids(args.server_pid or [])
+    check_target(args.target)
     result = run_soak(args.target, duration_s=args.duration, concurrency=args.concurrency,
                       processes=args.processes, server_pids=args.server_pid or None, warmup_s=args.warmup,
                       interval_s=args.interval, progress=stderr_progress)

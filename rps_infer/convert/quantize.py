@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rps_infer.backends import registry
 from rps_infer.convert.proof import write_proven
+from rps_infer.errors import ModelFormatError
 from rps_infer.formats import ModelFile, open_model
 from rps_infer.inputs import InputChoice, InputFile, make_feeds
 from rps_infer.verify import ParityReport, compare_backends
@@ -52,6 +53,9 @@ def quantize_int8(source: str | Path, out: str | Path, *, tol: str | None = None
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     src = open_model(source)
+    if src.format != "onnx":
+        raise ModelFormatError(src.path, "<file>", "an fp32 ONNX model (convert it first: rps-infer convert "
+                               "--to onnx)", src.label)
     tol = tol or ("image-int8" if src.family == "unet" else "int8")
     reader = calibration_reader(src, calibration_batches, 1000, generator, file)
 

@@ -111,7 +111,10 @@ def open_model(path: str | Path, kind: Kind | None = None, hints: ModelHints | N
     hints = hints or ModelHints()
     fmt = detect_format(path)
     if fmt != "savedmodel" and not path.is_file():
-        raise ModelFormatError(path, "<file>", f"an existing {FORMAT_LABELS[fmt]} file", "no such file")
+        found = "a special file (not a regular file)" if path.exists() else "no such file"
+        raise ModelFormatError(path, "<file>", f"an existing {FORMAT_LABELS[fmt]} file", found)
+    if fmt != "savedmodel" and path.stat().st_size == 0:  # every loader has its own words for this
+        raise ModelFormatError(path, "<file>", f"a non-empty {FORMAT_LABELS[fmt]} file", "an empty file (0 bytes)")
     weights, metadata, variant = _declarations(path, fmt, kind, hints)
     declared = weights.kind if weights is not None else metadata.get("kind")
     if kind is not None and weights is not None and kind != weights.kind and fmt != "gojson":

@@ -7,6 +7,7 @@ or sigmoid)) also yields its weights, so parity can be judged layer by layer.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ def read_model(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ModelFormatError(path, "<file>", "an existing Keras file", "no such file")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):  # Keras says "File not found"
+        raise ModelFormatError(path, "<file>", "a Keras 3 model file (a .keras file is a zip archive)",
+                               "a file that is not a zip archive")
     try:
         return keras_mlp.keras.models.load_model(str(path), safe_mode=True, compile=False)
     except Exception as exc:  # keras raises ValueError/OSError/zipfile errors

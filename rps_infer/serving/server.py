@@ -205,7 +205,10 @@ def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMet
                                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
     credentials = security.server_credentials(config.security)
     address = f"{config.host}:{config.port}"
-    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    try:  # grpcio returns 0 or raises RuntimeError, by version
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
     if port == 0:
         raise RpsInferError(f"cannot bind {config.host}:{config.port} (in use or not an address of this host)")
     return server, health_servicer, port
@@ -285,11 +288,31 @@ def start_http(config: ServerConfig, registry: ModelRegistry, metrics: NullMetri
     return http
 
 
+def check_ports_free(config: ServerConfig) -> None:
+    """Refuse, before any model loads, a port another process listens on (a bind test; the
+    real bind comes later and can still lose a race, with the same message)."""
+    import socket
+
+    wanted = {"--port": config.port, "--http-port": config.http_port, "--metrics-port": config.metrics_port}
+    for flag, port in wanted.items():
+        if not port:
+            continue
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((config.host, port))
+            except OSError as exc:
+                raise RpsInferError(f"{flag} {port}: cannot listen on {config.host}:{port}: {exc.strerror}"
+                                    " (another process uses it, or the host is not an address here)") from None
+
+
 def serve(config: ServerConfig) -> int:
     """Run one server, or ``config.workers`` processes sharing the port (SO_REUSEPORT)."""
     security.check(config.security, config.host)
     security.read_token(config.security.auth_token_file)  # a bad file fails here, before any worker
     security.server_credentials(config.security)
+    check_ports_free(config)
     if config.workers <= 1:
         return run_worker(config, reuse_port=False)
     if config.port == 0 or config.http_port == 0:
