@@ -12,6 +12,7 @@ Dynamic dims other than the batch become 1.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
             return {f.stem: np.load(f, allow_pickle=False) for f in files}
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:  # missing file, not an npz / npy, object arrays (pickle)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # missing, empty, not npz/npy, pickles
         raise ModelFormatError(path, "<file>", "an .npz of arrays or a folder of .npy files (no pickles)",
                                str(exc).splitlines()[0][:200]) from None
 

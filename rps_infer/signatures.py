@@ -83,10 +83,11 @@ def layer_cause(weights: MLPWeights, x: np.ndarray, layer: str, candidate: np.nd
     return None
 
 
-def served_head_problem(kind: str, outputs: np.ndarray) -> str | None:
+def served_head_problem(kind: str, outputs: np.ndarray, sum_tolerance: float = 1e-4) -> str | None:
     """Without a reference: why ``outputs`` (on realistic positions) are not what the NeuralService
     promises its clients (a probability row per position for a policy, a value in [0, 1]),
-    naming the likely cause; None when they are."""
+    naming the likely cause; None when they are. A policy's rows must sum to 1 within
+    ``sum_tolerance`` (looser for a reduced-precision variant: INT8 rows sum to ~0.99)."""
     y = np.asarray(outputs, np.float64)
     if y.ndim != 2 or (kind == "value" and y.shape[1] != 1):
         want = "[N, 1] (one value per position)" if kind == "value" else "[N, moves]"
@@ -94,7 +95,7 @@ def served_head_problem(kind: str, outputs: np.ndarray) -> str | None:
     low, high = float(np.min(y)), float(np.max(y))
     if kind == "policy":
         sums = y.sum(axis=1)
-        if low >= 0.0 and high <= 1.0 and np.all(np.abs(sums - 1.0) <= 1e-4):
+        if low >= 0.0 and high <= 1.0 and np.all(np.abs(sums - 1.0) <= sum_tolerance):
             return None
         with np.errstate(over="ignore"):
             exp_sums = np.exp(y).sum(axis=1)

@@ -89,7 +89,7 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
         if path is not None or config.model_repository is None:
             models.append(load_model(kind, path or default_model_path(kind, config.backend), config, kind))
             if not config.allow_any_head:
-                check_head(models[-1], path)
+                check_head(models[-1], path, config.precision)
     for name, path in config.models.items():
         check_name(name)
         if name in ("policy", "value"):
@@ -135,14 +135,22 @@ def settle(model: ServedModel, wanted: Batching, metrics: NullMetrics) -> None:
              batching.describe(), note, sorted(sizes))
 
 
-def check_head(model: ServedModel, path: Path | None) -> None:
+# How far a policy's rows may sum from 1, by precision: a reduced-precision variant has passed
+# its own parity preset against the fp32 model; its rounding is not a missing softmax (seen:
+# an INT8 policy's rows sum to 0.988-1).
+HEAD_SUM_TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3}
+REDUCED_HEAD_SUM_TOLERANCE = 5e-2
+
+
+def check_head(model: ServedModel, path: Path | None, precision: str = "fp32") -> None:
     """Refuse a NeuralService policy that does not output probabilities, or a value outside
     [0, 1], on realistic positions, naming the likely cause (:mod:`rps_infer.signatures`)."""
     from rps_infer.inputs import make_feeds
     from rps_infer.signatures import served_head_problem
 
     outputs = model.backend.infer(make_feeds(model.backend.input_specs, 64, seed=1))
-    problem = served_head_problem(model.name, next(iter(outputs.values())))
+    tolerance = HEAD_SUM_TOLERANCE.get(precision, REDUCED_HEAD_SUM_TOLERANCE)
+    problem = served_head_problem(model.name, next(iter(outputs.values())), tolerance)
     if problem:
         raise RpsInferError(f"{path or 'the zoo model'}: the NeuralService {model.name} model must "
                             f"output {'probabilities' if model.name == 'policy' else 'values in [0, 1]'}; "
@@ -169,7 +177,7 @@ def load_repository(config: ServerConfig, taken: set[str]) -> list[tuple[ServedM
                 kind = entry.name if entry.name in ("policy", "value") else None  # the NeuralService's
                 model = load_model(entry.name, entry.path, settings, kind)
                 if kind is not None and not config.allow_any_head:
-                    check_head(model, entry.path)
+                    check_head(model, entry.path, settings.precision)
                 model.version = entry.version
                 served.append((model, batched))
                 continue
