@@ -23,4 +23,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rps_infer import signals
+
+    signals.exit_process(main())

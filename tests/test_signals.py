@@ -45,6 +45,20 @@ def test_without_a_signal_nothing_changes(tmp_path):
     assert (tmp_path / "out.txt").read_text() == "x" and signals.received_exit_code() is None
 
 
+@pytest.mark.parametrize("exit_call", ["signals.exit_process(130)", "sys.exit(130)"])
+def test_python_m_exits_130_after_a_caught_ctrl_c_in_string_code(tmp_path, exit_call):
+    """A Ctrl-C that lands in code run from a string (a dataclass being built, torch's code
+    generators) makes ``python -m`` die by SIGINT (-2) after the command returned 130, even
+    though it was caught. ``sys.exit`` is the planted defect: it shows the trap is real here."""
+    (tmp_path / "scratch_entry.py").write_text(
+        "import sys\nfrom rps_infer import signals\n"
+        "try:\n    exec('raise KeyboardInterrupt')\nexcept KeyboardInterrupt:\n    pass\n"
+        f"{exit_call}\n"
+    )
+    code = subprocess.run([sys.executable, "-m", "scratch_entry"], cwd=tmp_path, timeout=60).returncode
+    assert code == (130 if exit_call.startswith("signals.") else -signal.SIGINT)
+
+
 @pytest.mark.slow
 def test_ctrl_c_at_any_point_of_a_long_conversion_stops_it_and_leaves_no_file(built_zoo, tmp_path):
     """The U-Net conversion (export, then parity at three batch sizes) interrupted early, in

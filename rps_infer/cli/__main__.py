@@ -1,7 +1,6 @@
 """``python -m rps_infer.cli``: the command line (how tests and the load generator start a server)."""
 
-import sys
-
+from rps_infer import signals
 from rps_infer.cli import main
 
-sys.exit(main())
+signals.exit_process(main())
