@@ -22,8 +22,11 @@ def test_sweep_times_only_backends_with_parity(built_zoo, tmp_path):
                                                            ("pyt-cpu", 1), ("pyt-cpu", 4)]
     assert "onnxrt-cuda" in result.skipped and "CUDAExecutionProvider" in result.skipped["onnxrt-cuda"]
     for r in result.rows:
-        assert 0 < r.p50_us <= r.p90_us <= r.p99_us and r.samples >= 50
-        assert r.items_per_s == pytest.approx(r.batch / (r.p50_us * 1e-6))
+        assert 0 < r.min_us <= r.p25_us <= r.p50_us <= r.p75_us <= r.p90_us <= r.p99_us and r.samples >= 50
+        assert r.stddev_us > 0
+        # measured throughput (items over the timed wall time), not batch / p50 re-labelled
+        assert r.items_per_s == pytest.approx(r.batch / (r.mean_us * 1e-6), rel=1e-9)
+        assert r.items_per_s != pytest.approx(r.batch / (r.p50_us * 1e-6), rel=1e-9)
     assert [r.speedup_vs_eager for r in result.rows if r.backend == "pyt-cpu"] == [1.0, 1.0]
 
 

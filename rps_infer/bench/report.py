@@ -15,10 +15,11 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rps_infer import tables
 from rps_infer.util import atomic_write
 
-COLUMNS = ("backend", "batch", "p50_us", "p90_us", "p99_us", "mean_us", "items_per_s", "speedup_vs_eager",
-           "samples", "parity_max_abs", "copy_in_us", "compute_us", "copy_out_us")
+COLUMNS = ("backend", "batch", "p50_us", "p90_us", "p99_us", "mean_us", "min_us", "p25_us", "p75_us", "stddev_us",
+           "items_per_s", "speedup_vs_eager", "samples", "parity_max_abs", "copy_in_us", "compute_us", "copy_out_us")
 GRPC_COLUMNS = ("series", "api", "rpc", "model", "batch", "concurrency", "requests", "p50_us", "p90_us", "p99_us",
                 "req_per_s", "items_per_s", "us_per_item", "ratio_vs_echo", "server_cpu_us_per_req", "errors")
 
@@ -39,18 +40,21 @@ def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
     grpc = report.get("kind") == "grpc"
     _write_text(paths["csv"], to_csv(report, GRPC_COLUMNS if grpc else COLUMNS))
     _write_text(paths["md"], grpc_markdown(report) if grpc else to_markdown(report))
-    for metric, label, path in (("p50_us", "latency p50 (us)", paths["latency_png"]),
-                                ("items_per_s", "throughput (items/s)", paths["throughput_png"])):
-        if grpc:
-            plot_grpc(report, metric, label, path)
-        else:
-            plot(report, metric, label, path)
+    from rps_infer.bench import plots
+
+    if grpc:
+        for metric, label, key in (("p50_us", "latency p50 (us)", "latency_png"),
+                                   ("items_per_s", "throughput (items/s)", "throughput_png")):
+            plots.plot_grpc(report, metric, label, paths[key])
+    else:
+        plots.plot_latency(report, paths["latency_png"])
+        plots.plot_throughput(report, paths["throughput_png"])
     if report.get("fps"):
         paths["fps_png"] = out_dir / "fps.png"
-        plot_fps(report, paths["fps_png"])
+        plots.plot_fps(report, paths["fps_png"])
     if report.get("cost"):
         paths["cost_png"] = out_dir / "cost.png"
-        plot_cost(report, paths["cost_png"])
+        plots.plot_cost(report, paths["cost_png"])
     return paths
 
 
@@ -63,6 +67,8 @@ def _write_ab(report: dict, out_dir: Path) -> dict[str, Path]:
     _write_text(paths["json"], json.dumps(report, indent=2) + "\n")
     _write_text(paths["csv"], to_csv(report, AB_COLUMNS))
     _write_text(paths["md"], markdown(report, machine_line(report)))
+    from rps_infer.bench.plots import plot_ratios
+
     points = [(f"{r['backend']} b{r['batch']}", r["ratio"], r["low"], r["high"], 1 + report["limit"])
               for r in report["rows"] if "ratio" in r]
     plot_ratios(points, f"{report['model']}: head {report['head'][:10]} / base {report['base'][:10]}\n"
@@ -92,16 +98,26 @@ def machine_line(report: dict) -> str:
 
 
 def table_lines(report: dict) -> list[str]:
-    """The human table: latency percentiles, items/s and speedup vs PyTorch eager."""
-    head = (f"{'backend':22} {'batch':>6} {'p50 us':>10} {'p90 us':>10} {'p99 us':>10} {'items/s':>12} "
-            f"{'vs eager':>9}")
-    lines = [head, "-" * len(head)]
-    for r in report["rows"]:
-        speed = "-" if r["speedup_vs_eager"] is None else f"{r['speedup_vs_eager']:.2f}x"
-        lines.append(f"{r['backend']:22} {r['batch']:>6} {r['p50_us']:>10.1f} {r['p90_us']:>10.1f} "
-                     f"{r['p99_us']:>10.1f} {r['items_per_s']:>12,.0f} {speed:>9}")
-    lines += [f"skipped {k}: {v}" for k, v in report.get("skipped", {}).items()]
-    return lines
+    """The human table: latency percentiles and spread, measured items/s, speedup vs PyTorch eager."""
+    rows = [(r["backend"], r["batch"], f"{r['p50_us']:,.1f}", f"{r['p99_us']:,.1f}", _num(r.get("min_us"), ",.1f"),
+             _num(_iqr(r), ",.1f"), f"{r['items_per_s']:,.0f}", _num(r["speedup_vs_eager"], ".2f", "x"))
+            for r in report["rows"]]
+    lines = tables.render(("backend", "batch", "p50 us", "p99 us", "min us", "IQR us", "items/s", "vs eager"), rows,
+                          numeric=("batch", "p50 us", "p99 us", "min us", "IQR us", "items/s", "vs eager"),
+                          terminal=True).splitlines()
+    return lines + [f"skipped {k}: {v}" for k, v in report.get("skipped", {}).items()]
+
+
+def _iqr(row: dict) -> float | None:
+    return row["p75_us"] - row["p25_us"] if "p75_us" in row else None
+
+
+def provenance_lines(report: dict) -> list[str]:
+    """Markdown bullets: the code's commit (dirty or not) and each model file's sha256."""
+    source = report.get("source", {})
+    dirty = {True: " (with uncommitted changes)", False: ""}.get(source.get("dirty"), ", dirty: unknown")
+    lines = [f"- code: commit {source.get('commit', 'unknown')}{dirty}"]
+    return lines + [f"- model file `{path}`: sha256 {digest}" for path, digest in report.get("models", {}).items()]
 
 
 def to_markdown(report: dict) -> str:
@@ -109,14 +125,18 @@ def to_markdown(report: dict) -> str:
     lines = [f"# rps-infer bench: {report['model']}", "",
              f"- created: {report['created']}", f"- machine: {machine_line(report)}",
              f"- runner class: {report['machine']['runner_class']}",
-             f"- threads per framework: {report['threads']}", f"- command: `{report['command']}`", "",
-             "| backend | batch | p50 us | p90 us | p99 us | items/s "
+             f"- threads per framework: {report['threads']}", f"- command: `{report['command']}`",
+             *provenance_lines(report), "",
+             "Latency per call after warm-up, one sample per call; IQR = p75 - p25; items/s = items over the "
+             "wall time of the timed calls.", "",
+             "| backend | batch | p50 us | p90 us | p99 us | min us | IQR us | stddev us | calls | items/s "
              "| speedup vs PyTorch eager (classifiers: vs native) | parity max abs |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in report["rows"]:
         speed = "-" if r["speedup_vs_eager"] is None else f"{r['speedup_vs_eager']:.2f}x"
         lines.append(f"| {r['backend']} | {r['batch']} | {r['p50_us']:.1f} | {r['p90_us']:.1f} | "
-                     f"{r['p99_us']:.1f} | {r['items_per_s']:,.0f} | {speed} | {r['parity_max_abs']:.2g} |")
+                     f"{r['p99_us']:.1f} | {_num(r.get('min_us'))} | {_num(_iqr(r))} | {_num(r.get('stddev_us'))} | "
+                     f"{r['samples']} | {r['items_per_s']:,.0f} | {speed} | {r['parity_max_abs']:.2g} |")
     lines += ["", "## Runtimes", ""]
     seen = {}
     for r in report["rows"]:
@@ -141,14 +161,12 @@ def _num(value, fmt: str = ".1f", suffix: str = "") -> str:
 
 def fps_table_lines(report: dict) -> list[str]:
     """The console table of an image model: FPS at batch 1, best batch and N processes; cost."""
-    head = (f"{'backend':24} {'FPS b1':>8} {'p50 ms':>8} {'p99 ms':>8} {'best b':>6} {'FPS best':>9} "
-            f"{'procs':>5} {'FPS procs':>9} {'scaling':>7} {'vs eager':>8}")
-    lines = [head, "-" * len(head)]
-    for r in report["fps"]:
-        lines.append(f"{r['backend']:24} {_num(r['fps_b1']):>8} {_num(r['p50_ms_b1']):>8} {_num(r['p99_ms_b1']):>8} "
-                     f"{_num(r['best_batch'], 'd'):>6} {_num(r['fps_best_batch']):>9} {_num(r['processes'], 'd'):>5} "
-                     f"{_num(r['fps_processes']):>9} {_num(r['scaling_efficiency'], '.0%'):>7} "
-                     f"{_num(r['speedup_vs_eager_b1'], '.2f', 'x'):>8}")
+    columns = ("backend", "FPS b1", "p50 ms", "p99 ms", "best b", "FPS best", "procs", "FPS procs", "scaling",
+               "vs eager")
+    rows = [(r["backend"], _num(r["fps_b1"]), _num(r["p50_ms_b1"]), _num(r["p99_ms_b1"]), _num(r["best_batch"], "d"),
+             _num(r["fps_best_batch"]), _num(r["processes"], "d"), _num(r["fps_processes"]),
+             _num(r["scaling_efficiency"], ".0%"), _num(r["speedup_vs_eager_b1"], ".2f", "x")) for r in report["fps"]]
+    lines = tables.render(columns, rows, numeric=columns[1:], terminal=True).splitlines()
     cost = report.get("cost")
     if cost:
         lines += ["", f"cost at {cost['cost_per_hour']} USD/hour (input), target {cost['target_fps']:g} FPS 24/7:"]
@@ -197,125 +215,37 @@ def fps_markdown_lines(report: dict) -> list[str]:
     return lines
 
 
-def plot_fps(report: dict, path: Path) -> None:
-    """Grouped bars: FPS at batch 1, at the best batch and with N processes, per backend."""
-    rows = report["fps"]
-    series = [("batch 1", [r["fps_b1"] or 0 for r in rows]),
-              ("best batch", [r["fps_best_batch"] or 0 for r in rows])]
-    if any(r["fps_processes"] for r in rows):
-        n = next(r["processes"] for r in rows if r["processes"])
-        series.append((f"{n} processes", [r["fps_processes"] or 0 for r in rows]))
-    _bar_plot([r["backend"] for r in rows], series, "frames per second",
-              f"{report['model']}: FPS\n{machine_line(report)[:90]}", path)
-
-
-def plot_cost(report: dict, path: Path) -> None:
-    """Bars: monthly cost of serving the target FPS around the clock, per backend."""
-    cost = report["cost"]
-    rows = cost["rows"]
-    _bar_plot([r["backend"] for r in rows], [("USD per month", [r["monthly_usd"] for r in rows])], "USD per month",
-              f"{report['model']}: {cost['target_fps']:g} FPS 24/7 at {cost['cost_per_hour']} USD/machine-hour\n"
-              f"FPS measured on {report['machine']['cpu_model']}", path)
-
-
-def _figure():
-    """A headless matplotlib figure of the reports' size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(7, 4.5), dpi=110)
-
-
-def _finish(fig, ax, title: str, path: Path) -> None:
-    """Title, legend, grid; written atomically; the figure closed."""
-    import matplotlib.pyplot as plt
-
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-
-
-def _bar_plot(labels: list[str], series: list[tuple[str, list[float]]], ylabel: str, title: str, path: Path) -> None:
-    fig, ax = _figure()
-    width = 0.8 / len(series)
-    for i, (name, values) in enumerate(series):
-        xs = [x + i * width for x in range(len(labels))]
-        bars = ax.bar(xs, values, width, label=name)
-        ax.bar_label(bars, fmt="%.3g", fontsize=7)
-    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(labels))], labels, fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, axis="y", alpha=0.3)
-    _finish(fig, ax, title, path)
-
-
-def plot(report: dict, metric: str, label: str, path: Path) -> None:
-    """A line per backend of ``metric`` against batch size (log-log)."""
-    lines = {b: [(r["batch"], r[metric]) for r in report["rows"] if r["backend"] == b]
-             for b in dict.fromkeys(r["backend"] for r in report["rows"])}
-    _line_plot(lines, "batch size", label, f"{report['model']}: {label}\n{report['machine']['cpu_model']}, "
-               f"{report['machine']['cores']} cores, {report['threads']} thread(s)", path)
-
-
-def plot_grpc(report: dict, metric: str, label: str, path: Path) -> None:
-    """A line per series x api x batch of ``metric`` against concurrency."""
-    keys = dict.fromkeys((r["series"], r["api"], r["batch"]) for r in report["rows"] if r["series"] != "inprocess")
-    lines = {f"{s} {a} b{b}": [(r["concurrency"], r[metric]) for r in report["rows"]
-                               if (r["series"], r["api"], r["batch"]) == (s, a, b) and r[metric]]
-             for s, a, b in keys}
-    _line_plot(lines, "concurrent clients", label, f"{report['model']} over gRPC: {label}\n"
-               f"{report['machine']['cpu_model']}, {report['machine']['cores']} cores", path)
-
-
-def _line_plot(lines: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str, title: str, path: Path) -> None:
-    fig, ax = _figure()
-    for name, points in lines.items():
-        if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, which="both", alpha=0.3)
-    _finish(fig, ax, title, path)
-
-
 def compare_lines(old: dict, new: dict) -> list[str]:
     """p50 and items/s ratios (new / old) for every backend x batch both reports have."""
     before = {(r["backend"], r["batch"]): r for r in old["rows"]}
-    lines = [f"comparing {new['created']} ({new['machine']['runner_class']}) with "
-             f"{old['created']} ({old['machine']['runner_class']})",
-             f"{'backend':16} {'batch':>6} {'old p50':>10} {'new p50':>10} {'ratio':>7}"]
+    rows = []
     for r in new["rows"]:
         o = before.get((r["backend"], r["batch"]))
-        if o is None:
-            continue
-        ratio = r["p50_us"] / o["p50_us"]
-        word = "slower" if ratio > 1 else "faster"
-        lines.append(f"{r['backend']:16} {r['batch']:>6} {o['p50_us']:>10.1f} {r['p50_us']:>10.1f} "
-                     f"{ratio:>6.2f}x ({abs(ratio - 1):.0%} {word})")
-    return lines
+        if o is not None:
+            ratio = r["p50_us"] / o["p50_us"]
+            rows.append((r["backend"], r["batch"], f"{o['p50_us']:.1f}", f"{r['p50_us']:.1f}",
+                         f"{ratio:.2f}x ({abs(ratio - 1):.0%} {'slower' if ratio > 1 else 'faster'})"))
+    return [f"comparing {new['created']} ({new['machine']['runner_class']}) with "
+            f"{old['created']} ({old['machine']['runner_class']})",
+            *tables.render(("backend", "batch", "old p50 us", "new p50 us", "ratio"), rows,
+                           numeric=("batch", "old p50 us", "new p50 us")).splitlines()]
 
 
 def grpc_table_lines(report: dict) -> list[str]:
     """The gRPC table: latency percentiles, throughput, ratio to the echo floor, server CPU."""
-    head = (f"{'series':9} {'api':6} {'rpc':12} {'batch':>5} {'conc':>4} {'p50 us':>8} {'p99 us':>8} "
-            f"{'req/s':>8} {'items/s':>10} {'us/item':>8} {'vs echo':>7} {'cpu us/req':>10} errors")
-    lines = [head, "-" * len(head)]
+    columns = ("series", "api", "rpc", "batch", "conc", "p50 us", "p99 us", "req/s", "items/s", "us/item", "vs echo",
+               "cpu us/req", "errors")
+    rows, answered = [], []
     for r in report["rows"]:
-        ratio = f"{r['ratio_vs_echo']:.2f}x" if r.get("ratio_vs_echo") else "-"
-        cpu = f"{r['server_cpu_us_per_req']:.0f}" if r.get("server_cpu_us_per_req") else "-"
-        lines.append(f"{r['series']:9} {r['api']:6} {r['rpc']:12} {r['batch']:>5} {r['concurrency']:>4} "
-                     f"{r['p50_us']:>8.0f} {r['p99_us']:>8.0f} {r['req_per_s']:>8.0f} {r['items_per_s']:>10.0f} "
-                     f"{r['us_per_item']:>8.1f} {ratio:>7} {cpu:>10} {r['errors'] or ''}")
+        rows.append((r["series"], r["api"], r["rpc"], r["batch"], r["concurrency"], f"{r['p50_us']:.0f}",
+                     f"{r['p99_us']:.0f}", f"{r['req_per_s']:.0f}", f"{r['items_per_s']:.0f}",
+                     f"{r['us_per_item']:.1f}", _num(r.get("ratio_vs_echo") or None, ".2f", "x"),
+                     _num(r.get("server_cpu_us_per_req") or None, ".0f"), r["errors"] or ""))
         if r.get("per_replica"):  # several replicas behind --target: who answered how many
             total = sum(r["per_replica"].values())
-            lines.append("    answered by " + ", ".join(f"{name}: {n} ({n / total:.0%})"
-                                                        for name, n in sorted(r["per_replica"].items())))
-    return lines
+            split = ", ".join(f"{name}: {n} ({n / total:.0%})" for name, n in sorted(r["per_replica"].items()))
+            answered.append(f"{r['series']} {r['api']} b{r['batch']} c{r['concurrency']}: answered by {split}")
+    return tables.render(columns, rows, numeric=columns[3:12], terminal=True).splitlines() + answered
 
 
 def grpc_markdown(report: dict) -> str:
@@ -352,25 +282,3 @@ def grpc_compare_lines(old: dict, new: dict) -> list[str]:
     return lines
 
 
-def plot_ratios(rows: list[tuple[str, float, float, float, float]], title: str, path: Path) -> None:
-    """A/B ratios head/base with their intervals, one row per case ``(label, ratio, low, high,
-    limit)``; the dashed line at each case's limit (1 + threshold)."""
-    fig, ax = _figure()
-    fig.set_size_inches(7, max(2.5, 0.22 * len(rows) + 1.2))
-    ys = range(len(rows))
-    for y, (_, ratio, low, high, limit) in zip(ys, rows, strict=True):
-        colour = "tab:red" if low > limit else "tab:blue"
-        ax.errorbar([ratio], [y], xerr=[[ratio - low], [high - ratio]], fmt="o", color=colour, ms=3, capsize=2)
-        if limit < 10:
-            ax.plot([limit, limit], [y - 0.4, y + 0.4], color="tab:red", ls="--", lw=0.8)
-    ax.axvline(1.0, color="grey", lw=0.8)
-    ax.set_yticks(list(ys), [r[0] for r in rows], fontsize=6)
-    ax.invert_yaxis()
-    ax.set_xlabel("head / base (interval; dashed: the limit)")
-    ax.grid(True, axis="x", alpha=0.3)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    import matplotlib.pyplot as plt
-
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import rps_infer.zoo as zoo
 from rps_infer.backends.spec import BackendSpec
+from rps_infer.bench import provenance
 from rps_infer.bench import report as reports
 from rps_infer.bench.machine import machine_info
 from rps_infer.errors import RpsInferError
@@ -40,8 +41,14 @@ def selection(model: str | zoo.ZooEntry, backends: Sequence[str], precision: str
     return entry, list(dict.fromkeys(str(s.with_precision(precision)) for s in specs))
 
 
-def _stamp(report: dict, command: str) -> dict:
-    return {"created": reports.timestamp(), "machine": machine_info(), "command": command, **report}
+def _stamp(report: dict, command: str, entry: zoo.ZooEntry | None = None) -> dict:
+    """The report with when, where, by which command and code it was made (and, given the
+    entry, the sha256 of each model file it timed)."""
+    stamped = {"created": reports.timestamp(), "machine": machine_info(), "command": command,
+               "source": provenance.source(), **report}
+    if entry is not None:
+        stamped["models"] = provenance.model_digests(dict.fromkeys([entry.source, *entry.artifacts().values()]))
+    return stamped
 
 
 def inprocess(entry: zoo.ZooEntry, backends: list[str], batch_sizes: Sequence[int], *, threads: int,
@@ -59,7 +66,7 @@ def inprocess(entry: zoo.ZooEntry, backends: list[str], batch_sizes: Sequence[in
     if not result.rows:
         reasons = "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
         raise RpsInferError(f"nothing was measured ({reasons})")
-    report = _stamp(result.to_dict(), command)
+    report = _stamp(result.to_dict(), command, entry)
     report["_outputs"] = result.outputs  # not written to the report: --save-outputs takes them
     if entry.family == "unet" or cost.processes or cost.cost_per_hour:
         _fps_and_cost(entry, report, cost, threads, progress)
@@ -103,7 +110,7 @@ def ab(revisions: Sequence[str], entry: zoo.ZooEntry, backends: list[str], batch
         raise RpsInferError(f"--ab takes BASE [HEAD], got {len(revisions)} revisions")
     report = ab_sweep(REPO_ROOT, revisions[0], revisions[1] if len(revisions) > 1 else None, entry.name,
                       backends, batch_sizes, config=load_gate_config(REPO_ROOT), threads=threads, progress=progress)
-    return _stamp(report, command)
+    return _stamp(report, command, entry)
 
 
 def grpc(target: str, apis: Sequence[str], model: str, batch_sizes: Sequence[int], concurrency: Sequence[int], *,

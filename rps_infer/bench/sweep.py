@@ -33,9 +33,13 @@ class Row:
     p90_us: float
     p99_us: float
     mean_us: float
-    items_per_s: float
+    items_per_s: float  # measured: items over the wall time of the timed calls (back to back)
     samples: int
     parity_max_abs: float
+    min_us: float = 0.0
+    p25_us: float = 0.0
+    p75_us: float = 0.0
+    stddev_us: float = 0.0
     speedup_vs_eager: float | None = None
     runtime: dict = field(default_factory=dict)
     # With IO binding (onnxrt ...:iobinding): median host->device copy, compute, device->host copy.
@@ -113,9 +117,11 @@ def _time(backend, feeds, spec: str, batch: int, budget_s: float, min_rounds: in
     one = float(np.median(measure(call, Plan(rounds=5, iterations=1, warmup=1))))
     rounds = int(np.clip(budget_s / max(one, 1e-7), min_rounds, 20000))
     samples = measure(call, Plan(rounds=rounds, iterations=1, warmup=max(5, rounds // 10))) * 1e6
-    p50, p90, p99 = np.percentile(samples, [50, 90, 99])
-    return Row(spec, batch, float(p50), float(p90), float(p99), float(samples.mean()),
-               batch / (p50 * 1e-6), len(samples), max_abs, runtime=runtime)
+    p25, p50, p75, p90, p99 = (float(p) for p in np.percentile(samples, [25, 50, 75, 90, 99]))
+    # One sample per call, back to back: their sum is the wall time of the timed part.
+    return Row(spec, batch, p50, p90, p99, float(samples.mean()), batch * len(samples) / (samples.sum() * 1e-6),
+               len(samples), max_abs, min_us=float(samples.min()), p25_us=p25, p75_us=p75,
+               stddev_us=float(samples.std(ddof=1)), runtime=runtime)
 
 
 def _phases(backend, feeds, rounds: int) -> tuple[float, float, float]:

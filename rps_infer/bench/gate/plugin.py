@@ -296,7 +296,7 @@ class Gate:
 
     def write(self, path: Path) -> None:
         """``path``: the verdicts as JSON; beside it (``.png``) the A/B ratios with their intervals."""
-        from rps_infer.bench.report import plot_ratios
+        from rps_infer.bench.plots import plot_ratios
         from rps_infer.util import atomic_write
 
         data = self.to_dict()
