@@ -24,7 +24,7 @@ from typing import Any
 
 from rps_infer.backends import registry
 from rps_infer.backends.base import Backend
-from rps_infer.backends.spec import BackendSpec, cache_dir
+from rps_infer.backends.spec import AUTO, BackendSpec, cache_dir
 from rps_infer.errors import RpsInferError
 from rps_infer.formats import ModelFile, open_model
 
@@ -43,10 +43,14 @@ def open_backend(model: str | Path | ModelFile, spec: str | BackendSpec | None =
 
     A reduced-precision ONNX Runtime spec builds its variant on first use (proven, or a
     :class:`~rps_infer.errors.ParityError` and no file); TensorRT builds its own engines
-    from the fp32 graph and gets an INT8 calibration table.
+    from the fp32 graph and gets an INT8 calibration table. The device ``auto`` returns the
+    backend :func:`choose_device` picked, already activated (its ``describe()`` says why).
     """
     model = model if isinstance(model, ModelFile) else open_model(model)
     parsed = BackendSpec.parse(str(spec)) if spec is not None else None
+    if parsed is not None and parsed.device == AUTO:
+        return choose_device(model, parsed.backend, threads=threads, calibration_inputs=calibration_inputs,
+                             **{**parsed.options(), **options})[1]
     name = parsed.backend if parsed else registry.default_for(model.format)
     device = parsed.device if parsed else "cpu"
     settings = {**(registry.get(name).thread_options(threads) if threads is not None else {}),

@@ -85,6 +85,7 @@ class ParityReport:
     results: dict[int, BatchParity] = field(default_factory=dict)
     allowance: str = "the tolerance preset alone"
     matched: dict[str, str] = field(default_factory=dict)  # candidate output -> reference output, by position
+    device_choice: str | None = None  # the candidate's device picked by --device auto, and why
 
     def __bool__(self) -> bool:
         return all(self.results.values())
@@ -127,6 +128,7 @@ class ParityReport:
         shown = self.shown
         return {"passed": self.passed, "reference": self.reference, "candidate": self.candidate,
                 "allowance": self.allowance, "likely_cause": self.cause, "matched_by_position": self.matched,
+                "device_choice": self.device_choice,
                 "divergence": layer_parity.divergence(shown.layers) if shown and shown.layers else None,
                 "batches": {str(b): {**r.comparison.to_dict(), "passed": r.passed,
                                      "layers": [row.to_dict() for row in r.layers],
@@ -326,16 +328,20 @@ def compare_models(
     seed: int = 0,
     candidate_label: str | None = None,
     inputs: InputChoice | None = None,
+    candidate_backend: Backend | None = None,
 ) -> ParityReport:
-    """:func:`compare_backends` on each file's own runtime, on ``inputs`` (default: the
-    generator the files name) and (unless ``tol`` is given) with the tolerance preset the files name."""
-    with registry.for_model(reference) as ref, registry.for_model(candidate) as cand:
-        return compare_backends(
+    """:func:`compare_backends` on each file's own runtime (the candidate's may be given,
+    e.g. on another device), on ``inputs`` (default: the generator the files name) and
+    (unless ``tol`` is given) with the tolerance preset the files name."""
+    with registry.for_model(reference) as ref, (candidate_backend or registry.for_model(candidate)) as cand:
+        report = compare_backends(
             ref, cand, batch_sizes=batch_sizes, tol=tol or candidate.tolerance,
             weights=reference.weights, seed=seed,  # the reference's: a candidate never sets its own allowance
             inputs=inputs or InputChoice(reference.inputs or candidate.inputs),
             reference_label=reference.label, candidate_label=candidate_label or candidate.label,
         )
+        report.device_choice = getattr(cand, "auto_choice", None)
+        return report
 
 
 def parity_matrix(

@@ -70,3 +70,21 @@ def test_serve_device_auto_logs_its_choice(built_zoo):
     with ServerProcess("--policy", str(built_zoo["policy"].onnx_path), "--value", str(built_zoo["value"].onnx_path),
                        "--device", "auto") as proc:
         assert "model 'policy': device auto: onnxrt-cpu (skipped tensorrt" in proc.log()
+
+
+def test_verify_device_auto_runs_the_candidate_on_the_chosen_device_and_says_so(built_zoo, capsys):
+    from rps_infer.cli import main
+
+    entry = built_zoo["policy"]
+    assert main(["verify", str(entry.source), str(entry.onnx_path), "--device", "auto", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "device auto: onnxrt-cpu (skipped tensorrt: TensorrtExecutionProvider: not in this" in err
+    assert '"device_choice": "device auto: onnxrt-cpu' in out
+
+
+def test_bench_backend_auto_prints_and_records_its_choice(built_zoo, capsys):
+    from rps_infer.bench.sweep import sweep
+
+    result = sweep(built_zoo["policy"], ["onnxrt-auto"], [1], budget_s=0.01)
+    assert "onnxrt-auto: device auto: onnxrt-cpu (skipped" in capsys.readouterr().err
+    assert result.rows[0].runtime["device_choice"].startswith("device auto: onnxrt-cpu")

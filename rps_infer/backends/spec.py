@@ -2,7 +2,8 @@
 
 A backend is named everywhere (zoo manifest, ``--backends``, benchmark ids) by a spec
 ``<backend>-<device>[:variant...]``: ``onnxrt-cpu``, ``onnxrt-tensorrt:int8``,
-``onnxrt-cuda:iobinding``, ``pyt-cpu:channels_last``, ``pyt-cuda:fp16:compile``.
+``onnxrt-cuda:iobinding``, ``pyt-cpu:channels_last``, ``pyt-cuda:fp16:compile``; the device
+``auto`` (``onnxrt-auto``) picks the best one out loud (:func:`rps_infer.runtime.choose_device`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from rps_infer.backends import registry
 from rps_infer.errors import RpsInferError
+
+AUTO = "auto"  # the device: the best one that starts here and agrees with the CPU (rps_infer.runtime)
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,9 @@ class BackendSpec:
             raise RpsInferError(f"backend spec {text!r}: backend must be one of {tuple(known_backends)}")
         info = known_backends[backend]
         device = device or "cpu"
-        if device not in info.devices:
+        if device != AUTO and device not in info.devices:
             raise RpsInferError(f"backend spec {text!r}: {backend} has no device {device!r}; "
-                                f"choose one of {info.devices}")
+                                f"choose one of {(*info.devices, AUTO)}")
         known = info.variants
         unknown = [v for v in variants if v not in known]
         if unknown:

@@ -86,6 +86,8 @@ def sweep(entry: ZooEntry, backends: Sequence[str], batch_sizes: Sequence[int], 
             result.skipped[spec] = f"parity FAILED building the variant, not timed: {failures[0]}"
             done += len(batch_sizes)
             continue
+        if getattr(backend, "auto_choice", None):  # --backends X-auto: the choice, out loud
+            print(f"{spec}: {backend.auto_choice}", file=sys.stderr)
         runtime = {k: v for k, v in backend.describe().items() if k not in ("inputs", "outputs", "model")}
         for batch in batch_sizes:
             done += 1

@@ -29,6 +29,10 @@ def add_parser(sub) -> None:
     common.add_tolerance(p)
     p.add_argument("--layers", action="store_true", help="print the per-layer table on success too")
     common.add_parity_batches(p)
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="run CANDIDATE on this device of its runtime: cpu (default), cuda, tensorrt, ... or auto: "
+                   "the best one that starts here and agrees with the CPU, printed with why each better one "
+                   "was skipped")
     p.add_argument("--kind", choices=["policy", "value"], help="override the kind of a Go JSON file")
     p.add_argument("--seed", type=int, default=0, help="seed of the realistic positions (default 0)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -44,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.candidate is None) == (args.target is None):
         raise RpsInferError("give a CANDIDATE file or --target HOST:PORT (one of them)")
+    if args.target and args.device != "cpu":
+        raise RpsInferError("--device applies to a CANDIDATE file; a served model runs where its server put it")
     if args.target and not args.model:
         raise RpsInferError("--target needs --model NAME (the neural API serves policy and value)")
     hints = common.hints_of(args)
@@ -56,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     inputs = common.inputs_of(args, reference.inputs or (candidate.inputs if candidate else None))
     if candidate is not None:
         report = compare_models(reference, candidate, batch_sizes=args.batch_sizes, tol=tol, seed=args.seed,
-                                inputs=inputs)
+                                inputs=inputs, candidate_backend=_on_device(candidate, args.device))
+        if report.device_choice:
+            print(report.device_choice, file=sys.stderr)
     else:
         report = _through_server(args, reference, tol, inputs)
     if args.save_outputs:
@@ -68,6 +76,14 @@ def run(args: argparse.Namespace) -> int:
         for line in report.failures():
             print(f"mismatch: {line}", file=sys.stderr)
     return 0 if report else 1
+
+
+def _on_device(candidate, device: str):
+    """The candidate's own runtime on ``device`` (``auto``: chosen, activated); None for the CPU."""
+    from rps_infer.backends import registry
+    from rps_infer.runtime import open_backend
+
+    return None if device == "cpu" else open_backend(candidate, f"{registry.default_for(candidate.format)}-{device}")
 
 
 def save_outputs(report, path) -> None:
