@@ -28,6 +28,7 @@ import rps_infer.compare as comparator
 import rps_infer.defaults as defaults
 import rps_infer.layers as layer_parity
 import rps_infer.signatures as signatures
+from rps_infer import progress
 from rps_infer.backends import registry
 from rps_infer.backends.base import Backend
 from rps_infer.formats import ModelFile
@@ -221,7 +222,9 @@ def compare_backends(
                                    tol.rtol if tol.custom else 0.0, tol.min_psnr_db, float32=True, custom=tol.custom)
         report.allowance = (f"float32 rounding allowance from the reference ({mlp.ERROR_SCALES:g} error scales "
                             f"per layer, {float32_sides} float32 side(s))")
-    for batch in inputs.batches(reference.input_specs, batch_sizes):
+    batches = inputs.batches(reference.input_specs, batch_sizes)
+    for i, batch in enumerate(batches):
+        progress.step(f"parity at batch {batch}", i, len(batches))
         feeds = inputs.feeds(reference.input_specs, batch, seed + batch)
         expected = reference.infer(feeds)
         got, report.matched = _by_position(expected, candidate.infer(_aligned(candidate, feeds)))

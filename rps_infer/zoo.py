@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 
 import rps_infer.families as families
+import rps_infer.progress as bar
 from rps_infer.backends import registry
 from rps_infer.backends.base import Backend
 from rps_infer.backends.spec import BackendSpec
@@ -206,7 +207,8 @@ def build(entries: list[ZooEntry], force: bool = False,
           progress: Callable[[str], None] | None = None) -> dict[str, dict[str, ParityReport]]:
     """Build the entries' artifacts (skipping up-to-date ones unless ``force``)."""
     built = {}
-    for entry in entries:
+    for i, entry in enumerate(entries):
+        bar.step(f"building {entry.name}", i, len(entries))
         if not force and entry.is_built():
             if progress:
                 progress(f"{entry.name}: up to date")

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("rps_infer.errors", "rps_infer.util", "rps_infer.tables", "rps_infer.tensors",
                      "rps_infer.compare", "rps_infer.game", "rps_infer.schemas", "rps_infer.version",
                      "rps_infer.defaults", "rps_infer.plugins", "rps_infer.signals",
-                     "rps_infer.noise")),
+                     "rps_infer.noise", "rps_infer.progress")),
     ("networks", ("rps_infer.nets",)),
     ("files", ("rps_infer.formats", "rps_infer.inputs")),  # read and write model files; make inputs
     ("wire", ("rps_infer.serving.protos", "rps_infer.serving.codecs", "rps_infer.serving.wire",

@@ -141,9 +141,3 @@ def _add_speedups(rows: list[Row]) -> None:
         if r.batch in eager:
             r.speedup_vs_eager = eager[r.batch] / r.p50_us
 
-
-def stderr_progress(message: str) -> None:
-    """A one-line progress indicator on stderr (overwritten in place on a terminal)."""
-    end = "\r" if sys.stderr.isatty() else "\n"
-    sys.stderr.write(f"{message:60}{end}")
-    sys.stderr.flush()

@@ -19,12 +19,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from rps_infer import noise, signals
+from rps_infer import noise, progress, signals
 from rps_infer.errors import ParityError, RpsInferError
 from rps_infer.version import VERSION
 
 EXIT_OK, EXIT_MISMATCH, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
 COMMANDS = ("convert", "quantize", "verify", "info", "models", "bench", "serve", "soak", "demo")
+BAR_COMMANDS = ("convert", "quantize", "verify", "models", "bench", "demo")  # serve and soak print as they go
 # First match wins; anything else is a bug: its traceback is shown.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (ParityError, EXIT_MISMATCH),
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rps_infer {VERSION}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors (accepted anywhere)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar and no status lines (accepted anywhere); bars are drawn only when "
+                        "stdout and stderr are terminals")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         command_module(name).add_parser(sub)
@@ -78,8 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    debug, quiet = "--debug" in argv, "--quiet" in argv
+    argv = [a for a in argv if a not in ("--debug", "--quiet")]
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a bad option (argparse printed why)
@@ -92,7 +96,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
         logging.getLogger("rps_infer.export").setLevel(logging.DEBUG)
-    return _run(args, debug)
+    with progress.shown(progress.wanted(quiet) and args.command in BAR_COMMANDS, quiet=quiet):
+        return _run(args, debug)
 
 
 def _run(args: argparse.Namespace, debug: bool) -> int:

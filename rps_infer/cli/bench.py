@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import rps_infer.defaults as defaults
+from rps_infer import progress
 from rps_infer.cli import args as common
 from rps_infer.errors import RpsInferError
 
@@ -99,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the chosen mode, print its table, write the report files."""
     from rps_infer.bench import report as reports
     from rps_infer.bench import runs
-    from rps_infer.bench.sweep import stderr_progress
 
     old = _read_report(args.compare) if args.compare else None
     command = " ".join(["rps-infer", *args.argv])
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                            args.batch_sizes or (1, 64), args.concurrency, duration_s=args.duration,
                            warmup_s=args.warmup, server_pids=args.server_pid or None, echo=args.echo,
                            naive=args.naive, inprocess=args.inprocess, rate=args.rate, command=command,
-                           progress=stderr_progress)
+                           progress=progress.status)
         title = f"{args.model} over gRPC at {args.target}; client on {reports.machine_line(report)}"
         return _finish(report, title, reports.grpc_table_lines(report), args.out,
                        reports.grpc_compare_lines(old, report) if old and old.get("kind") == "grpc" else [])
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     batch_sizes = args.batch_sizes or entry.batch_sizes
     if args.ab:
         report = runs.ab(args.ab, entry, backends, batch_sizes, threads=args.threads, command=command,
-                         progress=stderr_progress)
+                         progress=progress.status)
         from rps_infer.bench.gate.abbench import table_lines
 
         return _finish(report, f"{entry.name} A/B on {reports.machine_line(report)}", table_lines(report), args.out)
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     cost = runs.CostSettings(args.processes, args.process_seconds, args.cost_per_hour, args.target_fps,
                              args.effort_hours, args.hourly_rate)
     report = runs.inprocess(entry, backends, batch_sizes, threads=args.threads, budget_s=args.budget, cost=cost,
-                            command=command, inputs=common.inputs_of(args, entry.inputs), progress=stderr_progress)
+                            command=command, inputs=common.inputs_of(args, entry.inputs), progress=progress.status)
     outputs = report.pop("_outputs", {})
     if args.save_outputs:
         from rps_infer.cli.verify import write_npz

@@ -6,6 +6,7 @@ import argparse
 import json
 
 import rps_infer.defaults as defaults
+from rps_infer import progress
 from rps_infer.cli import args as common
 
 
@@ -37,7 +38,6 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Soak, print the windows and the totals; 1 on errors, stuck calls or memory growth."""
     from rps_infer.bench.loadgen.soak import run_soak, summary_lines
-    from rps_infer.bench.sweep import stderr_progress
     from rps_infer.client import check_pids, check_target
     from rps_infer.util import atomic_write
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     check_target(args.target)
     result = run_soak(args.target, duration_s=args.duration, concurrency=args.concurrency,
                       processes=args.processes, server_pids=args.server_pid or None, warmup_s=args.warmup,
-                      interval_s=args.interval, progress=stderr_progress)
+                      interval_s=args.interval, progress=progress.status)
     print("\n".join(summary_lines(result)))
     if args.out:
         path = args.out / "soak.json"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from rps_infer import progress
 from rps_infer.errors import ParityError
 from rps_infer.util import atomic_write
 from rps_infer.verify import ParityReport
@@ -24,7 +25,9 @@ def write_proven(out: str | Path, write: Callable[[Path], object], prove: Callab
 
     def write_and_prove(tmp: Path) -> None:
         nonlocal report
+        progress.step(f"writing {Path(out).name}")
         write(tmp)
+        progress.step(f"proving {Path(out).name} computes what its source does")
         report = prove(tmp)
         if not report:
             raise ParityError(f"refusing to write {out}: {refusal}", report)
