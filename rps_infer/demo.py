@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from rps_infer import tables
 from rps_infer.backends.registry import load_target
 from rps_infer.families import families
 from rps_infer.zoo import build, load_zoo
@@ -114,7 +115,7 @@ def _served_classifiers(entries: list) -> bool:
     x_test, y_test = split()[1][:6], split()[3][:6]
     print(f"\nrps-infer serve --model-repository {repository}: label (score) of the first "
           f"{len(y_test)} test digits over the v2 API")
-    print(f"  {'true label':14} " + " ".join(f"{int(y):>8}" for y in y_test))
+    rows = [("true label", *(int(y) for y in y_test))]
     agree = True
     with ServerProcess(serve_command("--model-repository", str(repository))) as server, \
             V2Client(server.target) as client:
@@ -124,6 +125,8 @@ def _served_classifiers(entries: list) -> bool:
             labels, scores = out["label"], out["probabilities"][range(len(y_test)), out["label"]]
             expected = e.reference_backend().infer({"input": x_test})["label"]
             agree &= bool((labels == expected).all())
-            print(f"  {e.name:14} " + " ".join(f"{int(k)} ({p:.2f})" for k, p in zip(labels, scores, strict=True)))
+            rows.append((e.name, *(f"{int(k)} ({p:.2f})" for k, p in zip(labels, scores, strict=True))))
+    columns = ("model", *(f"digit {i + 1}" for i in range(len(y_test))))
+    print(tables.render(columns, rows, numeric=columns[1:]))
     print(f"  served labels {'match' if agree else 'DO NOT match'} the native models' predictions")
     return agree

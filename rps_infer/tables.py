@@ -33,7 +33,7 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[object]], *, title: s
     styled = terminal and sys.stdout.isatty()
     Console(file=out, width=width, force_terminal=styled, no_color=not styled, highlight=False,
             soft_wrap=False).print(table)
-    return out.getvalue().rstrip("\n")
+    return "\n".join(line.rstrip() for line in out.getvalue().rstrip("\n").splitlines())
 
 
 def us(seconds: float | None) -> str:

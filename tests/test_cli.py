@@ -1,6 +1,7 @@
 """The rps-infer command line: exit codes, one-line errors, and verify catching real export bugs."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,38 @@ def test_help_is_fast_and_lists_the_commands():
     assert proc.returncode == 0
     for command in ("convert", "quantize", "verify", "info", "models", "bench", "serve", "demo"):
         assert command in proc.stdout
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly():
+    """``rps-infer models list | head -1`` style: exit 141 (as SIGPIPE would), no error line."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        proc = subprocess.run([sys.executable, "-m", "rps_infer.cli", "models", "list"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def test_a_server_refusal_is_one_line_and_exit_2(monkeypatch, capsys):
+    """A gRPC error reaching the command line (a client-side command against a server that
+    refuses) is the environment, not a bug: one line naming the status, no traceback."""
+    import grpc
+
+    import rps_infer.cli.info as info_command
+
+    class Refused(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self):
+            return "model 'digits-logreg' is not ready"
+
+    def refuse(args):
+        raise Refused()
+
+    monkeypatch.setattr(info_command, "run", refuse)
+    assert main(["info", __file__]) == 2
+    assert capsys.readouterr().err == ("rps-infer info: error: the server answered UNAVAILABLE: "
+                                       "model 'digits-logreg' is not ready\n")

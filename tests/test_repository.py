@@ -160,3 +160,17 @@ def test_a_fixed_batch_model_asking_for_batching_serves_800_concurrent_calls_wit
         with ThreadPoolExecutor(32) as pool:
             errors = list(pool.map(call, range(800)))  # a failed call raises here
     assert len(errors) == 800 and max(errors) < 1e-5
+
+
+def test_a_folder_of_versions_beside_a_flat_file_is_ambiguous_a_build_folder_is_not(built_zoo, tmp_path):
+    """``models/build`` keeps ``digits-logreg/model.skops`` beside ``digits-logreg.onnx``: that
+    folder holds no versions, so the flat file serves (``make demo`` serves that folder)."""
+    for name in ("built", "versioned"):
+        shutil.copy(built_zoo["digits-logreg"].onnx_path, tmp_path / f"{name}.onnx")
+    (tmp_path / "built").mkdir()
+    (tmp_path / "built" / "model.skops").write_bytes(b"native model")
+    (tmp_path / "versioned" / "1").mkdir(parents=True)
+    shutil.copy(built_zoo["digits-logreg"].onnx_path, tmp_path / "versioned" / "1" / "model.onnx")
+    found = {(m.name, m.version): m for m in scan(tmp_path)}
+    assert found[("built", "1")].error is None and found[("built", "1")].path == tmp_path / "built.onnx"
+    assert "both versioned.onnx and the folder versioned/ exist: keep one" in found[("versioned", "1")].error

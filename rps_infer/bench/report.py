@@ -169,12 +169,15 @@ def fps_table_lines(report: dict) -> list[str]:
     lines = tables.render(columns, rows, numeric=columns[1:], terminal=True).splitlines()
     cost = report.get("cost")
     if cost:
-        lines += ["", f"cost at {cost['cost_per_hour']} USD/hour (input), target {cost['target_fps']:g} FPS 24/7:"]
-        for c in cost["rows"]:
-            saving = _num(c["monthly_savings_vs_eager_usd"], ",.0f", " USD/month saved")
-            even = _num(c["break_even_months"], ".1f", " months to break even")
-            lines.append(f"  {c['backend']:24} {c['usd_per_1000_fps_hours']:8.2f} USD per 1,000 FPS-hours, "
-                         f"{c['machines_for_target']} machine(s), {c['monthly_usd']:,.0f} USD/month; {saving}; {even}")
+        columns = ("backend", "USD per 1,000 FPS-hours", "machines", "USD/month", "saved USD/month",
+                   "break-even months")
+        rows = [(c["backend"], f"{c['usd_per_1000_fps_hours']:.2f}", c["machines_for_target"],
+                 f"{c['monthly_usd']:,.0f}", _num(c["monthly_savings_vs_eager_usd"], ",.0f"),
+                 _num(c["break_even_months"], ".1f"))
+                for c in cost["rows"]]
+        lines += ["", *tables.render(columns, rows, numeric=columns[1:], terminal=True,
+                                     title=f"cost at {cost['cost_per_hour']} USD/hour (input), target "
+                                     f"{cost['target_fps']:g} FPS 24/7").splitlines()]
     return lines
 
 
@@ -273,12 +276,11 @@ def grpc_compare_lines(old: dict, new: dict) -> list[str]:
         return (r["series"], r["api"], r["batch"], r["concurrency"])
 
     before = {key(r): r for r in old["rows"]}
-    lines = [f"comparing {new['created']} with {old['created']}"]
-    for r in new["rows"]:
-        o = before.get(key(r))
-        if o and o["p50_us"]:
-            lines.append(f"{r['series']:9} {r['api']:6} b{r['batch']:<4} c{r['concurrency']:<3} "
-                         f"{o['p50_us']:8.0f} -> {r['p50_us']:8.0f} us  {r['p50_us'] / o['p50_us']:.2f}x")
-    return lines
+    rows = [(*key(r), f"{before[key(r)]['p50_us']:.0f}", f"{r['p50_us']:.0f}",
+             f"{r['p50_us'] / before[key(r)]['p50_us']:.2f}x")
+            for r in new["rows"] if before.get(key(r)) and before[key(r)]["p50_us"]]
+    columns = ("series", "api", "batch", "conc", "old p50 us", "new p50 us", "ratio")
+    return [f"comparing {new['created']} with {old['created']}",
+            *tables.render(columns, rows, numeric=columns[2:]).splitlines()]
 
 

@@ -4,7 +4,8 @@
 Exit codes: 0 success; 1 a negative verdict (models disagree, a conversion refused for a
 parity failure, a soak with errors); 2 unusable input or environment (bad file, unknown
 option value, missing provider, a port in use); 130 on Ctrl-C, 143 on SIGTERM (``serve``
-drains and exits 0), whatever a library did with the signal. Errors print one line;
+drains and exits 0), whatever a library did with the signal; 141, silently, when the reader
+of stdout went away (``rps-infer models list | head -1``), as a SIGPIPE would. Errors print one line;
 ``--debug``, anywhere on the command line, shows the traceback and what the frameworks printed.
 
 Each command module has ``add_parser(subparsers)`` and ``run(args) -> int``; its heavy
@@ -23,7 +24,7 @@ from rps_infer import noise, progress, signals
 from rps_infer.errors import ParityError, RpsInferError
 from rps_infer.version import VERSION
 
-EXIT_OK, EXIT_MISMATCH, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_MISMATCH, EXIT_UNUSABLE, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED = 0, 1, 2, 130, 141
 COMMANDS = ("convert", "quantize", "verify", "info", "models", "bench", "serve", "soak", "demo")
 BAR_COMMANDS = ("convert", "quantize", "verify", "models", "bench", "demo")  # serve and soak print as they go
 # First match wins; anything else is a bug: its traceback is shown.
@@ -59,7 +60,18 @@ def command_module(name: str):
 
 def exit_code(exc: BaseException) -> int | None:
     """The exit code for ``exc``, or None for an error that is a bug."""
+    if _grpc_status(exc) is not None:  # a server refused or was unreachable: the environment, not a bug
+        return EXIT_UNUSABLE
     return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), None)
+
+
+def _grpc_status(exc: BaseException) -> str | None:
+    """``UNAVAILABLE: details`` for a gRPC call's error, else None (grpc is imported only by
+    the commands that talk to a server, so it is looked up, not imported, here)."""
+    grpc = sys.modules.get("grpc")
+    if grpc is None or not isinstance(exc, grpc.RpcError) or not hasattr(exc, "code"):
+        return None
+    return f"the server answered {exc.code().name}: {exc.details()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,6 +118,9 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
         return command_module(args.command).run(args)
     except (KeyboardInterrupt, signals.Terminated):
         return signals.received_exit_code() or EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return EXIT_PIPE_CLOSED
     except Exception as exc:
         code = exit_code(exc)
         if code is None or debug:
@@ -113,5 +128,5 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
         if isinstance(exc, ParityError):
             print(exc, file=sys.stderr)  # the full report: where it diverges and why
         else:
-            print(f"rps-infer {args.command}: error: {exc}", file=sys.stderr)
+            print(f"rps-infer {args.command}: error: {_grpc_status(exc) or exc}", file=sys.stderr)
         return code

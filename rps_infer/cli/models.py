@@ -22,11 +22,15 @@ def run(args: argparse.Namespace) -> int:
 
     entries = zoo.load_zoo()
     if args.models_command == "list":
+        from rps_infer import tables
+
+        rows = []
         for e in entries.values():
             params = e.params.model_dump()
             source = e.source.name if e.source is not None else ", ".join(f"{k}={v}" for k, v in params.items())
-            print(f"{e.name:14} {e.family:8} {source:24} tolerance={e.tolerance} ci={e.ci} built={e.is_built()} "
-                  f"backends={','.join(e.backends)}")
+            rows.append((e.name, e.family, source, e.tolerance, "yes" if e.ci else "no",
+                         "yes" if e.is_built() else "no", ",".join(e.backends)))
+        print(tables.render(("name", "family", "source", "tolerance", "ci", "built", "backends"), rows, width=1000))
         return 0
     if args.names == ["all"]:
         selected = list(entries.values())

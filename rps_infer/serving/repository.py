@@ -72,7 +72,9 @@ def scan(directory: str | Path) -> list[RepositoryModel]:
             continue
         if path.suffix == ".onnx":
             found = [RepositoryModel(path.stem, path)]
-            if path.with_suffix("").is_dir():
+            # A folder of versions beside it is ambiguous; a build folder (the zoo keeps a
+            # classifier's native model in <name>/) holds no versions and is not a model.
+            if path.with_suffix("").is_dir() and _versions(path.with_suffix("")):
                 found[0].error = f"both {path.name} and the folder {path.stem}/ exist: keep one"
         elif path.is_dir():
             found = _versions(path)

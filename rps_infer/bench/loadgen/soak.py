@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 import rps_infer.defaults as defaults
+from rps_infer import tables
 from rps_infer.bench.loadgen.generator import ClientPool, LoadSpec, process_tree
 
 MIX = (("neural", "policy", 1), ("neural", "value", 16), ("v2", "policy", 1), ("v2", "value", 8))
@@ -126,11 +127,10 @@ def _summarise(target, duration_s, warmup_s, concurrency, processes, interval_s,
 
 def summary_lines(result: SoakResult) -> list[str]:
     """The console report: one line per window, then the totals."""
-    lines = [f"{'t s':>6} {'req':>6} {'err':>4} {'req/s':>8} {'p50 us':>9} {'p99 us':>9} {'RSS MiB':>8}"]
-    for w in result.windows:
-        memory = "-" if w.rss_mb is None else f"{w.rss_mb:.0f}"
-        lines.append(f"{w.t:6.1f} {w.requests:6d} {w.errors:4d} {w.req_per_s:8.0f} {w.p50_us:9.0f} "
-                     f"{w.p99_us:9.0f} {memory:>8}")
+    columns = ("t s", "req", "err", "req/s", "p50 us", "p99 us", "RSS MiB")
+    rows = [(f"{w.t:.1f}", w.requests, w.errors, f"{w.req_per_s:.0f}", f"{w.p50_us:.0f}", f"{w.p99_us:.0f}",
+             "-" if w.rss_mb is None else f"{w.rss_mb:.0f}") for w in result.windows]
+    lines = tables.render(columns, rows, numeric=columns).splitlines()
     growth = "-" if result.rss_growth is None else f"{result.rss_growth:+.1%}"
     lines.append(f"after {result.warmup_s:g} s warm-up, {result.duration_s:g} s at concurrency {result.concurrency} "
                  f"({result.processes} client processes): {result.requests} requests, {result.req_per_s:.0f} req/s, "
