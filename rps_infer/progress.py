@@ -52,7 +52,7 @@ def step(message: str, done: int | None = None, total: int | None = None) -> Non
     """Show ``message`` (and ``done`` of ``total``) on the bar, if one is shown."""
     if _bar:
         bar, task = _bar[-1]
-        bar.update(task, description=message, completed=done or 0, total=total)
+        bar.update(task, description=message, completed=done or 0, total=total, refresh=True)  # every phase seen
 
 
 def status(message: str) -> None:
