@@ -18,10 +18,12 @@ def add_parser(sub) -> None:
                        description="Check parity, then time every backend x batch size of a zoo model "
                        "(--model) or of any model file (MODEL_FILE: ONNX, PyTorch, Keras, SavedModel; parity "
                        "against --reference, else the file on its own backend) "
-                       "in-process (one sample per call, warm-up excluded). Prints p50/p90/p99 latency, "
-                       "items/s and speedup vs PyTorch eager; for image models also FPS at batch 1 and the "
-                       "best batch, multi-process FPS (--processes) and the cost of serving (--cost-per-hour). "
-                       "Writes JSON, CSV, Markdown and PNG plots under OUT/<timestamp>/. Backends that cannot "
+                       "in-process (one sample per call, warm-up excluded). Prints p50/p99 latency with its spread "
+                       "(fastest call, IQR), measured items/s and speedup vs PyTorch eager; for image models also "
+                       "FPS at batch 1 and the best batch, multi-process FPS (--processes) and the cost of serving "
+                       "(--cost-per-hour). "
+                       "Writes JSON, CSV, Markdown and PNG plots under OUT/<timestamp>/, recording the git commit and "
+                       "each model file's sha256. Backends that cannot "
                        "run here (no GPU, no provider) are listed as skipped with the reason.")
     p.add_argument("model_file", nargs="?", type=common.existing_path, metavar="MODEL_FILE",
                    help="a model file to time instead of a zoo model")
@@ -30,7 +32,8 @@ def add_parser(sub) -> None:
                    help="with MODEL_FILE: judge parity against this model file (e.g. the PyTorch original)")
     p.add_argument("--backends", default="",
                    help="comma-separated backend specs, e.g. onnxrt-cpu,pyt-cpu:channels_last,pyt-cpu:compile,"
-                   "onnxrt-tensorrt:int8,onnxrt-cuda:iobinding (default: the model's backends from the zoo)")
+                   "onnxrt-tensorrt:int8,onnxrt-cuda:iobinding; device auto (onnxrt-auto) picks the best device "
+                   "that starts and agrees with the CPU, and says why (default: the model's backends from the zoo)")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
                    help="run the ONNX Runtime backends at this precision (TensorRT: builder flags, INT8 with "
                    "a calibration table; other providers: a converted graph, parity-proven); default fp32")
