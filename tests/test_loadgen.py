@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rps_infer.bench.loadgen.generator import LoadSpec, run_load
+from rps_infer.bench.loadgen.generator import ClientPool, LoadSpec, run_load
 from rps_infer.bench.loadgen.sweep import zoo_artifact
 from rps_infer.serving.launch import ServerProcess, echo_command
 
@@ -27,6 +27,20 @@ def test_open_loop_counts_waiting_from_the_intended_send_time(built_zoo):
         closed = run_load(LoadSpec(echo.target, "v2", "value", 1, 1, 1.0, 0.5)).summary()
         opened = run_load(LoadSpec(echo.target, "v2", "value", 1, 1, 1.0, 0.5, rate=2 * closed["req_per_s"]))
     assert opened.summary()["p99_us"] > 20 * closed["p99_us"], (opened.summary(), closed)
+
+
+@pytest.mark.slow
+def test_the_load_begins_when_its_clients_are_ready(built_zoo):
+    """No time allowed for the client processes to spawn and import (``startup_s=0``, what a busy
+    CI machine amounts to): the load still begins only when they are ready, so the first call of
+    an open loop leaves on time instead of a second behind a schedule it never catches up with."""
+    with ServerProcess(echo_command("--model", f"value={built_zoo['value'].onnx_path}")) as echo:
+        spec = LoadSpec(echo.target, "v2", "value", 1, 1, 1.0, 0.0, rate=100.0)
+        records = ClientPool([spec], 1, 1.0, startup_s=0.0, rate=spec.rate).records()
+    ended, latency, code, _ = min(records, key=lambda r: r[0] - r[1])  # the first intended send
+    assert code == "OK" and abs(ended - latency) < 1e-6, records[:3]
+    assert latency < 0.25, f"the first call counted {latency * 1e3:.0f} ms from its send time"
+    assert len(records) >= 90
 
 
 def test_zoo_artifact_is_the_serving_file():

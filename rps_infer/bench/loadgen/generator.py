@@ -32,7 +32,9 @@ import numpy as np
 import rps_infer.defaults as defaults
 
 APIS = ("neural", "v2")
-STARTUP_S = 1.5  # time the client processes get to start before the load begins (spawn + imports)
+STARTUP_S = 1.5  # the load begins no sooner: client processes spawn, import and build their calls
+READY_TIMEOUT_S = 120.0  # a client process not ready by then is stuck
+GO_AHEAD_S = 0.05  # between "all ready" and the load's start: time for every client to hear it
 CALL_TIMEOUT_S = 30.0
 # One call of a client: (ended at, seconds since the load began; latency in seconds; status name;
 # the replica that answered, "" when not read: a single target, or no server answered)
@@ -141,18 +143,16 @@ def make_call(spec: LoadSpec):
     return stub.BatchPredict, request, channel
 
 
-def client_loop(specs: Sequence[LoadSpec], begin: float, end: float, offset: int = 0,
+def client_loop(calls: Sequence[tuple], begin: float, end: float, offset: int = 0,
                 timeout: float = CALL_TIMEOUT_S, interval: float | None = None, phase: float = 0.0) -> list[Record]:
-    """One client: from ``begin`` to ``end`` (``time.monotonic``), call ``specs`` in turn
-    (starting at ``offset``): each as soon as the previous one answered, or (``interval``
-    seconds apart, shifted by ``phase`` of an interval) on a schedule, latency counted from the
-    intended send time."""
+    """One client: from ``begin`` to ``end`` (``time.monotonic``), make ``calls`` (from
+    :func:`client_calls`) in turn, starting at ``offset``: each as soon as the previous one
+    answered, or (``interval`` seconds apart, shifted by ``phase`` of an interval) on a schedule,
+    latency counted from the intended send time."""
     import grpc
 
-    from rps_infer.client import replicated
     from rps_infer.serving.status import REPLICA_KEY
 
-    calls = [(*make_call(spec), replicated(spec.target)) for spec in specs]
     records: list[tuple[float, float, str]] = []
     answered: list[str] = []  # apart: the records line is the one benchmarks/planted.py plants a miscount into
     i = offset
@@ -184,21 +184,33 @@ def client_loop(specs: Sequence[LoadSpec], begin: float, end: float, offset: int
     return [(*record, replica) for record, replica in zip(records, answered, strict=True)]
 
 
+def client_calls(specs: Sequence[LoadSpec]) -> list[tuple]:
+    """One client's calls: (stub method, request, channel, whether to read the answering
+    replica) per spec, on a channel of its own."""
+    from rps_infer.client import replicated
+
+    return [(*make_call(spec), replicated(spec.target)) for spec in specs]
+
+
 def answered_by(call, key: str) -> str:
     """Trailing metadata ``key`` (the server's ``rps-replica``) of a finished call or RpcError
     ("" without it: no server answered, or a server that does not name itself)."""
     return next((v for k, v in call.trailing_metadata() or () if k == key), "")
 
 
-def _client_process(specs: Sequence[LoadSpec], threads: int, begin: float, end: float, timeout: float,
+def _client_process(specs: Sequence[LoadSpec], threads: int, seconds: float, timeout: float, ready, go,
                     results, interval: float | None = None, first: int = 0, total: int = 1) -> None:
-    """``threads`` clients in one process (clients ``first``... of ``total``); puts all their
-    records on ``results``."""
+    """``threads`` clients in one process (clients ``first``... of ``total``): builds their calls,
+    says so on ``ready``, takes the time the load begins from ``go``, then runs them for
+    ``seconds`` and puts all their records on ``results``."""
+    calls = [client_calls(specs) for _ in range(threads)]
+    ready.put(os.getpid())
+    begin = go.get(timeout=READY_TIMEOUT_S)
     collected: list[Record] = []
     lock = threading.Lock()
 
     def client(offset: int) -> None:
-        mine = client_loop(specs, begin, end, offset, timeout, interval, (first + offset) / total)
+        mine = client_loop(calls[offset], begin, begin + seconds, offset, timeout, interval, (first + offset) / total)
         with lock:
             collected.extend(mine)
 
@@ -212,7 +224,12 @@ def _client_process(specs: Sequence[LoadSpec], threads: int, begin: float, end: 
 
 class ClientPool:
     """``concurrency`` client threads spread over ``processes`` spawned processes (default one
-    per core), running ``specs`` from ``begin`` (``STARTUP_S`` from now) for ``seconds``."""
+    per core), running ``specs`` for ``seconds`` from ``begin``: ``startup_s`` from now, or when
+    the last client is ready if that is later. Returns once the time is fixed.
+
+    The load waits for its clients because a late one is not merely a smaller sample: an open-loop
+    client that starts behind its schedule spends the whole window catching up, and on a busy
+    machine (spawn and imports took over 2 s in CI) counted not a single call."""
 
     def __init__(self, specs: Sequence[LoadSpec], concurrency: int, seconds: float, processes: int | None = None,
                  timeout: float = CALL_TIMEOUT_S, startup_s: float = STARTUP_S, rate: float | None = None) -> None:
@@ -220,33 +237,45 @@ class ClientPool:
         shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
         interval = concurrency / rate if rate else None  # each client's share of the rate
         ctx = multiprocessing.get_context("spawn")  # no inherited gRPC state in the clients
-        self.results = ctx.Queue()
-        self.begin = time.monotonic() + startup_s
-        self.end = self.begin + seconds
+        earliest = time.monotonic() + startup_s
+        self.results, ready, go = ctx.Queue(), ctx.Queue(), ctx.Queue()
         self.timeout = timeout
         firsts = [sum(shares[:i]) for i in range(len(shares))]
-        self.procs = [ctx.Process(target=_client_process, args=(list(specs), n, self.begin, self.end, timeout,
+        self.procs = [ctx.Process(target=_client_process, args=(list(specs), n, seconds, timeout, ready, go,
                                                                 self.results, interval, first, concurrency),
                                   daemon=True) for n, first in zip(shares, firsts, strict=True) if n]
         for p in self.procs:
             p.start()
+        self._gather(ready, time.monotonic() + READY_TIMEOUT_S)
+        self.begin = max(earliest, time.monotonic() + GO_AHEAD_S)
+        self.end = self.begin + seconds
+        for _ in self.procs:
+            go.put(self.begin)
 
     def records(self) -> list[Record]:
         """Every client's records, once all have finished (a dead client process is an error)."""
         collected: list[Record] = []
-        received, deadline = 0, self.end + self.timeout + 90
-        while received < len(self.procs):
+        for records in self._gather(self.results, self.end + self.timeout + 90):
+            collected.extend(records)
+        for p in self.procs:
+            p.join(30)
+        return collected
+
+    def _gather(self, from_queue, deadline: float) -> list:
+        """One item from each client process off ``from_queue``; a process that died or a
+        ``deadline`` (``time.monotonic``) passed first is an error."""
+        items: list = []
+        while len(items) < len(self.procs):
             try:
-                collected.extend(self.results.get(timeout=1.0))
-                received += 1
+                items.append(from_queue.get(timeout=1.0))
             except queue_module.Empty:
                 dead = [p for p in self.procs if p.exitcode not in (None, 0)]
                 if dead or time.monotonic() > deadline:
                     codes = [p.exitcode for p in self.procs]
+                    for p in self.procs:  # none left behind, waiting for a go or a queue
+                        p.kill()
                     raise RuntimeError(f"load client process failed (exit codes {codes})") from None
-        for p in self.procs:
-            p.join(30)
-        return collected
+        return items
 
 
 def run_load(spec: LoadSpec, server_pids: list[int] | None = None, processes: int | None = None) -> LoadResult:
