@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import json
+import re
 import subprocess
 import sys
 import time
@@ -250,6 +251,9 @@ def test_workers_share_a_fixed_port_and_port_zero_is_refused(models):
     assert refused.returncode == 2 and "--port 0 and --http-port 0 cannot be used with --workers" in refused.stderr
 
 
+GRPC_STAMP = r"^GRPC_GENERATED_VERSION = '([^']+)'$"
+
+
 def test_committed_protobuf_modules_are_fresh(tmp_path):
     # protoc runs in its own process: grpc_tools crashes in a process that has loaded torch.
     from rps_infer.serving.protos import generate
@@ -261,7 +265,27 @@ def test_committed_protobuf_modules_are_fresh(tmp_path):
     assert len(fresh) == 6, proc.stdout
     for path in fresh:
         committed = generate.PROTO_DIR / path.name
-        assert committed.read_text() == path.read_text(), f"{committed.name} is stale: run make protos"
+        # The stamp names the grpcio-tools that ran, not the .proto: a newer tools release in the
+        # registry (1.85.4 for 1.85.1) would otherwise call every fresh clone stale.
+        assert _unstamped(committed.read_text()) == _unstamped(path.read_text()), \
+            f"{committed.name} is stale: run make protos"
+
+
+def test_committed_grpc_modules_import_with_the_oldest_grpcio_allowed():
+    """Generated modules refuse a grpcio older than their stamp: it must be pyproject's floor."""
+    import tomllib
+
+    from rps_infer.serving.protos import generate
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    floor = next(d.split(">=")[1] for d in project["project"]["dependencies"] if d.startswith("grpcio>="))
+    for path in sorted(generate.PROTO_DIR.glob("*_pb2_grpc.py")):
+        stamp = re.search(GRPC_STAMP, path.read_text(), re.M)
+        assert stamp and stamp.group(1) == floor, (path.name, stamp and stamp.group(1), floor)
+
+
+def _unstamped(text: str) -> str:
+    return re.sub(GRPC_STAMP, "GRPC_GENERATED_VERSION = ...", text, flags=re.M)
 
 
 def test_tritonclient_speaks_our_v2_api(server, models, tmp_path):
