@@ -1,11 +1,13 @@
 """The service against the transport floor and the naive script, measured by the independent client.
 
-Starts, side by side, the sync and aio echoes (the floor: the faster one counts), the naive
-reference server (the plain script the game team started from) and ``rps-infer serve`` (plus
-any variants given with ``--variant NAME='serve args'``), then runs
-``rps_infer/benchmarks/independent_client.py`` against each, in interleaved repetitions (the server order
-rotates). ``--pin`` puts every server on CPU 0 and the clients on the others, so server CPU per
-request and latency do not move with thread placement.
+Starts, side by side, the sync and aio echoes (the floor: the faster one counts), the sync echo
+that also runs ONNX Runtime once per Predict (``echo-ort``: the floor of any server that runs
+ONNX Runtime per request; not a floor for the ratios), the naive reference server (the plain
+script the game team started from) and ``rps-infer serve`` (plus any variants given with
+``--variant NAME='serve args'``), then runs ``rps_infer/benchmarks/independent_client.py``
+against each, in interleaved repetitions (the server order rotates). ``--pin`` puts every
+server on CPU 0 and the clients on the others, so server CPU per request and latency do not
+move with thread placement.
 
     python scripts/serving_floor.py [--repetitions 3] [--seconds 4] [--pin] [--clients 1,8,32]
         [--rpcs predict,batch64,infer1,infer64] [--json out.json]
@@ -35,7 +37,7 @@ def servers(variants: dict[str, list[str]]) -> dict[str, list[str]]:
     extra = [f"{name}={zoo_artifact(name)}" for name in ("unet-ci", "digits-rf")]
     models = ["--model", f"policy={policy}", "--model", f"value={value}", *(a for m in extra for a in ("--model", m))]
     commands = {"echo-sync": echo_command(*models), "echo-aio": echo_command("--aio", *models),
-                "naive": naive_command(policy, value),
+                "echo-ort": echo_command("--infer", *models), "naive": naive_command(policy, value),
                 "service": serve_command("--policy", policy, "--value", value, *models[4:])}
     for name, args in variants.items():
         if name.startswith("echo"):  # an echo variant, e.g. echo-sync4='--threads 4'
@@ -78,7 +80,8 @@ def table(results: dict, names: list[str]) -> str:
         p50 = [r["p50_us"] for r in runs]
         rps = [r["req_per_s"] for r in runs]
         cpu = [r["server_cpu_us_per_req"] or 0.0 for r in runs]
-        floor = min((v for (e, r, c), v in results.items() if e.startswith("echo") and (r, c) == (rpc, clients)),
+        floor = min((v for (e, r, c), v in results.items()
+                     if e.startswith("echo") and e != "echo-ort" and (r, c) == (rpc, clients)),
                     key=lambda rr: statistics.median(r["p50_us"] for r in rr))
         floor_p50 = statistics.median(r["p50_us"] for r in floor)
         floor_cpu = statistics.median(r["server_cpu_us_per_req"] or 0.0 for r in floor)

@@ -45,3 +45,22 @@ def test_the_load_begins_when_its_clients_are_ready(built_zoo):
 
 def test_zoo_artifact_is_the_serving_file():
     assert zoo_artifact("policy").name == "policy.onnx"
+
+
+def test_the_onnx_runtime_echo_runs_the_named_model_once_per_predict(built_zoo):
+    """``echo --infer`` (the floor of a server that runs ONNX Runtime per request) runs a real
+    session of the model ``model_type`` names, once per Predict; the plain echo none."""
+    from types import SimpleNamespace
+
+    from rps_infer.serving.echo import Answers
+    from rps_infer.serving.protos import neural_pb2
+
+    models = {"policy": str(built_zoo["policy"].onnx_path)}
+    answers = Answers(models, infer=True)
+    session, feeds = answers.sessions["policy"]
+    assert session.run(None, feeds)[0].shape == (1, 9)
+    runs = []
+    answers.sessions["policy"] = (SimpleNamespace(run=lambda names, given: runs.append(given)), feeds)
+    answer = answers.predict(neural_pb2.PredictRequest(model_type="policy"))
+    assert runs == [feeds] and answer.best_move == 0
+    assert Answers(models).sessions == {}

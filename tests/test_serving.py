@@ -214,6 +214,27 @@ def test_health_and_reflection(server):
     assert itself.file_descriptor_response.file_descriptor_proto and not itself.HasField("error_response")
 
 
+def test_a_server_names_itself_to_the_calls_that_ask(server):
+    """``rps-replica`` request metadata gets the server's name in the trailing metadata, also with
+    an error status; calls that do not ask get none (naming every answer cost ~17 us per Predict)."""
+    from rps_infer.serving.protos import neural_pb2, neural_pb2_grpc
+    from rps_infer.serving.status import ASK_REPLICA, REPLICA_KEY
+
+    request = neural_pb2.PredictRequest(features=[0.0] * 81, model_type="policy")
+    with grpc.insecure_channel(server.target) as channel:
+        predict = neural_pb2_grpc.NeuralServiceStub(channel).Predict
+        plain = predict.with_call(request, timeout=10)[1].trailing_metadata()
+        asked = predict.with_call(request, timeout=10, metadata=ASK_REPLICA)[1].trailing_metadata()
+        with pytest.raises(grpc.RpcError) as refused:
+            predict(neural_pb2.PredictRequest(features=[0.0] * 3, model_type="policy"), timeout=10,
+                    metadata=ASK_REPLICA)
+    name = f"{server.target} pid {server.pid}"
+    assert REPLICA_KEY not in dict(plain)
+    assert dict(asked)[REPLICA_KEY] == name
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(refused.value.trailing_metadata())[REPLICA_KEY] == name
+
+
 def test_sigterm_loses_no_in_flight_call_and_refuses_new_ones(models):
     with ServerProcess("--policy", str(models["policy"]), "--value", str(models["value"]),
                        "--model", f"slow={models['slow']}", "--no-batching") as proc, \

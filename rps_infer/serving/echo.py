@@ -11,7 +11,7 @@ Two of them, because the floor is the *fastest* bare Python server on the machin
 ``grpc.server`` (a thread pool) and ``grpc.aio`` (handlers in the event loop). Reports show the
 service against the faster one, so a slow echo can never make the service look close to it.
 
-    python -m rps_infer.serving.echo [--aio] [--port 0] [--threads 16] [--model NAME=FILE.onnx ...]
+    python -m rps_infer.serving.echo [--aio] [--port 0] [--threads 16] [--model NAME=FILE.onnx ...] [--infer]
 """
 
 from __future__ import annotations
@@ -28,12 +28,18 @@ KINDS = ("sync", "aio")
 
 
 class Answers:
-    """What an echo answers, as plain functions of the request (no server in them)."""
+    """What an echo answers, as plain functions of the request (no server in them).
 
-    def __init__(self, models: dict[str, str] | None = None) -> None:
+    With ``infer``, Predict also runs the model named by ``model_type`` once in ONNX Runtime
+    (one thread, no spinning: the service's settings) on a fixed input and answers as before:
+    the floor of any server that runs ONNX Runtime per request, without decoding or encoding.
+    """
+
+    def __init__(self, models: dict[str, str] | None = None, infer: bool = False) -> None:
         from rps_infer.formats.onnxfile import io_specs
 
         self.outputs = {name: io_specs(path)[1] for name, path in (models or {}).items()}
+        self.sessions = {name: _session(path) for name, path in (models or {}).items()} if infer else {}
 
     @staticmethod
     def one(model_type: str):
@@ -44,6 +50,9 @@ class Answers:
         return neural_pb2.PredictResponse(probabilities=FIXED_PROBABILITIES, best_move=0)
 
     def predict(self, request):
+        if found := self.sessions.get(request.model_type):
+            session, feeds = found
+            session.run(None, feeds)
         return self.one(request.model_type)
 
     def batch_predict(self, request):
@@ -73,6 +82,21 @@ class Answers:
             response.outputs.add(name=spec.name, datatype=codecs.datatype_of(spec.dtype), shape=shape)
             response.raw_output_contents.append(np.zeros(shape, spec.dtype).tobytes())
         return response
+
+
+def _session(path: str):
+    """(ONNX Runtime session, fixed batch-1 feeds) for ``path``."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from rps_infer.formats.onnxfile import io_specs
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feeds = {s.name: np.zeros([1, *(1 if d is None else d for d in s.shape[1:])], s.dtype) for s in io_specs(path)[0]}
+    return session, feeds
 
 
 def _servicers(answers: Answers, aio: bool):
@@ -117,8 +141,9 @@ def _options(max_message_mb: int) -> list:
 
 
 def build_echo_server(host: str, port: int, threads: int = defaults.HANDLER_THREADS, max_message_mb: int = 64,
-                      models: dict[str, str] | None = None):
-    """(server, bound port) of a started sync echo server answering ModelInfer for ``models``."""
+                      models: dict[str, str] | None = None, infer: bool = False):
+    """(server, bound port) of a started sync echo server answering ModelInfer for ``models``
+    (and running them for Predict with ``infer``; see :class:`Answers`)."""
     from concurrent import futures
 
     import grpc
@@ -126,7 +151,7 @@ def build_echo_server(host: str, port: int, threads: int = defaults.HANDLER_THRE
     from rps_infer.serving.protos import neural_pb2_grpc, predict_v2_pb2_grpc
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=_options(max_message_mb))
-    neural, inference = _servicers(Answers(models), aio=False)
+    neural, inference = _servicers(Answers(models, infer), aio=False)
     neural_pb2_grpc.add_NeuralServiceServicer_to_server(neural, server)
     predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -161,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"sync server: handler threads (default {defaults.HANDLER_THREADS}, its fastest here)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=FILE.onnx",
                         help="answer ModelInfer for this model with zeros shaped like its outputs (repeatable)")
+    parser.add_argument("--infer", action="store_true",
+                        help="sync server: Predict also runs the --model named by model_type in ONNX Runtime once "
+                             "on a fixed input (the floor of a server that runs ONNX Runtime per request)")
     args = parser.parse_args(argv)
     models = dict(item.split("=", 1) for item in args.model)
     kind = "aio" if args.aio else "sync"
@@ -180,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(run())
         return 0
-    server, port = build_echo_server(args.host, args.port, args.threads, models=models)
+    server, port = build_echo_server(args.host, args.port, args.threads, models=models, infer=args.infer)
     ready(port)
     return run_until_signalled(server)
 

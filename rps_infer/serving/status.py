@@ -60,16 +60,23 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 
 _labels = threading.local()
-# Sent as trailing metadata with every answer: which server process answered (the load
-# generator's per-replica split behind a round_robin channel). Set once the port is bound.
+# Which server process answered (the load generator's per-replica split behind a round_robin
+# channel): sent as trailing metadata to a gRPC call that asks with ``rps-replica`` request
+# metadata (any value). Only on request: naming every answer cost ~17 us of server CPU per
+# Predict b1 (7 %; benchmarks/README.md). Set once the port is bound.
 _identity: tuple[tuple[str, str], ...] = ()
 REPLICA_KEY = "rps-replica"
+ASK_REPLICA = ((REPLICA_KEY, "?"),)  # the request metadata that asks a server to name itself
 
 
 def identify(address: str) -> None:
-    """Name this server process in every answer's trailing metadata (``rps-replica``)."""
+    """Name this server process to the gRPC calls that ask (``rps-replica``) and in HTTP answers."""
     global _identity
     _identity = ((REPLICA_KEY, address),)
+
+
+def _asks_for_identity(context) -> bool:
+    return any(key == REPLICA_KEY for key, _ in context.invocation_metadata())
 
 
 def identity() -> dict[str, str]:
@@ -103,7 +110,7 @@ def rpc(api: str, returns: type | None = None) -> Callable:
 
         @functools.wraps(method)
         def handler(self, request, context):
-            if _identity:
+            if _identity and _asks_for_identity(context):
                 context.set_trailing_metadata(_identity)
             metrics = self.metrics
             if not metrics.enabled:  # the hot path without metrics: ~2 us less per call

@@ -11,7 +11,8 @@ window, and reads the server's CPU time from /proc over the same window.
 
 A target naming several replicas (``HOST:PORT,HOST:PORT``, ``dns:///NAME:PORT``; see
 :mod:`rps_infer.client`) gets the clients' round-robin channel with retries, and each call
-records which replica answered (the ``rps-replica`` trailing metadata every answer carries).
+records which replica answered (it asks with ``rps-replica`` request metadata; the server
+answers with its name in the trailing metadata).
 A single ``HOST:PORT`` keeps the plain channel and the plain call: reading the trailing
 metadata costs a little, and the gated benchmarks measure exactly what they measured before.
 """
@@ -151,7 +152,7 @@ def client_loop(calls: Sequence[tuple], begin: float, end: float, offset: int = 
     latency counted from the intended send time."""
     import grpc
 
-    from rps_infer.serving.status import REPLICA_KEY
+    from rps_infer.serving.status import ASK_REPLICA, REPLICA_KEY
 
     records: list[tuple[float, float, str]] = []
     answered: list[str] = []  # apart: the records line is the one benchmarks/planted.py plants a miscount into
@@ -170,7 +171,7 @@ def client_loop(calls: Sequence[tuple], begin: float, end: float, offset: int = 
         code, replica = "OK", ""
         try:
             if read_replica:
-                replica = answered_by(call.with_call(request, timeout=timeout)[1], REPLICA_KEY)
+                replica = answered_by(call.with_call(request, timeout=timeout, metadata=ASK_REPLICA)[1], REPLICA_KEY)
             else:
                 call(request, timeout=timeout)
         except grpc.RpcError as exc:
