@@ -59,6 +59,9 @@ def test_the_onnx_runtime_echo_runs_the_named_model_once_per_predict(built_zoo):
     answers = Answers(models, infer=True)
     session, feeds = answers.sessions["policy"]
     assert session.run(None, feeds)[0].shape == (1, 9)
+    options = session.get_session_options()  # the service's: one thread, no spinning
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     runs = []
     answers.sessions["policy"] = (SimpleNamespace(run=lambda names, given: runs.append(given)), feeds)
     answer = answers.predict(neural_pb2.PredictRequest(model_type="policy"))

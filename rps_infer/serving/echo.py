@@ -38,8 +38,9 @@ class Answers:
     def __init__(self, models: dict[str, str] | None = None, infer: bool = False) -> None:
         from rps_infer.formats.onnxfile import io_specs
 
-        self.outputs = {name: io_specs(path)[1] for name, path in (models or {}).items()}
-        self.sessions = {name: _session(path) for name, path in (models or {}).items()} if infer else {}
+        specs = {name: io_specs(path) for name, path in (models or {}).items()}
+        self.outputs = {name: outputs for name, (_, outputs) in specs.items()}
+        self.sessions = {name: _session(models[name], inputs) for name, (inputs, _) in specs.items()} if infer else {}
 
     @staticmethod
     def one(model_type: str):
@@ -84,18 +85,17 @@ class Answers:
         return response
 
 
-def _session(path: str):
-    """(ONNX Runtime session, fixed batch-1 feeds) for ``path``."""
+def _session(path: str, inputs):
+    """(ONNX Runtime session with the service's options, fixed batch-1 feeds for ``inputs``)."""
     import numpy as np
     import onnxruntime as ort
 
-    from rps_infer.formats.onnxfile import io_specs
+    from rps_infer.backends import registry
+    from rps_infer.backends.onnxrt import OnnxRuntimeBackend
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    feeds = {s.name: np.zeros([1, *(1 if d is None else d for d in s.shape[1:])], s.dtype) for s in io_specs(path)[0]}
+    served = OnnxRuntimeBackend(path, **registry.get("onnxrt").thread_options(1))  # never activated
+    session = ort.InferenceSession(path, served.session_options(), providers=["CPUExecutionProvider"])
+    feeds = {s.name: np.zeros([1, *(1 if d is None else d for d in s.shape[1:])], s.dtype) for s in inputs}
     return session, feeds
 
 
@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="sync server: Predict also runs the --model named by model_type in ONNX Runtime once "
                              "on a fixed input (the floor of a server that runs ONNX Runtime per request)")
     args = parser.parse_args(argv)
+    if args.infer and args.aio:
+        parser.error("--infer runs in the sync server only (the aio echo answers without inference)")
     models = dict(item.split("=", 1) for item in args.model)
     kind = "aio" if args.aio else "sync"
 
