@@ -72,25 +72,39 @@ def measure(commands: dict[str, list[str]], cases: list[tuple[str, int]], repeti
     return results
 
 
+def counted(runs: list[dict]) -> list[dict]:
+    """The repetitions that counted calls. One that counted none (its clients did not get going
+    within the window, e.g. 32 client processes pinned to one core) has no latency: a p50 of 0
+    would pass for the fastest run."""
+    return [r for r in runs if r["requests"]]
+
+
 def table(results: dict, names: list[str]) -> str:
-    """Medians (and ranges) per server and case, with ratios to the faster echo."""
+    """Medians (and ranges) per server and case over the repetitions that counted calls, with
+    ratios to the faster echo; ``reps`` says how many counted."""
     rows = []
-    for (name, rpc, clients), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][2],
-                                                                              names.index(kv[0][0]))):
+    valid = {key: counted(runs) for key, runs in results.items()}
+    for (name, rpc, clients), runs in sorted(valid.items(), key=lambda kv: (kv[0][1], kv[0][2],
+                                                                            names.index(kv[0][0]))):
+        used = f"{len(runs)}/{len(results[name, rpc, clients])}"
+        floors = [v for (e, r, c), v in valid.items()
+                  if e.startswith("echo") and e != "echo-ort" and (r, c) == (rpc, clients) and v]
+        if not runs or not floors:
+            rows.append([name, rpc, clients, used, "-", "-", "-", "-", "-", "-",
+                         sum(r["errors"] for r in results[name, rpc, clients])])
+            continue
         p50 = [r["p50_us"] for r in runs]
         rps = [r["req_per_s"] for r in runs]
         cpu = [r["server_cpu_us_per_req"] or 0.0 for r in runs]
-        floor = min((v for (e, r, c), v in results.items()
-                     if e.startswith("echo") and e != "echo-ort" and (r, c) == (rpc, clients)),
-                    key=lambda rr: statistics.median(r["p50_us"] for r in rr))
+        floor = min(floors, key=lambda rr: statistics.median(r["p50_us"] for r in rr))
         floor_p50 = statistics.median(r["p50_us"] for r in floor)
         floor_cpu = statistics.median(r["server_cpu_us_per_req"] or 0.0 for r in floor)
         floor_rps = statistics.median(r["req_per_s"] for r in floor)
-        rows.append([name, rpc, clients, f"{statistics.median(p50):.0f} ({min(p50):.0f}-{max(p50):.0f})",
+        rows.append([name, rpc, clients, used, f"{statistics.median(p50):.0f} ({min(p50):.0f}-{max(p50):.0f})",
                      f"{statistics.median(p50) / floor_p50:.2f}", f"{statistics.median(rps):,.0f}",
                      f"{statistics.median(rps) / floor_rps:.2f}", f"{statistics.median(cpu):.0f}",
                      f"{statistics.median(cpu) - floor_cpu:+.0f}", sum(r["errors"] for r in runs)])
-    columns = ("server", "rpc", "clients", "p50 us (range)", "p50/floor", "req/s", "req/s/floor", "CPU us/req",
+    columns = ("server", "rpc", "clients", "reps", "p50 us (range)", "p50/floor", "req/s", "req/s/floor", "CPU us/req",
                "CPU - floor", "errors")
     return render(columns, rows, numeric=columns[2:])
 
@@ -103,9 +117,12 @@ def main() -> int:
     parser.add_argument("--clients", default="1,8,32", help="comma-separated client process counts")
     parser.add_argument("--rpcs", default="predict,batch64,infer1,infer64",
                         help=f"comma-separated cases of the independent client: {', '.join(independent_client.ROWS)}")
-    parser.add_argument("--pin", action="store_true", help="servers on CPU 0, clients on the others")
+    parser.add_argument("--pin", action="store_true",
+                        help="servers on CPU 0, clients on the others (on 2 cores all client processes share "
+                             "one: keep to few clients; repetitions that counted no call are left out)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
-                        help="also measure rps-infer serve with these arguments (repeatable)")
+                        help="also measure rps-infer serve with these arguments, or the echo for a NAME "
+                             "starting with echo (repeatable)")
     parser.add_argument("--only", default="", help="comma-separated server names to keep")
     parser.add_argument("--json", type=Path, help="also write every repetition's summary here")
     args = parser.parse_args()

@@ -67,3 +67,22 @@ def test_the_onnx_runtime_echo_runs_the_named_model_once_per_predict(built_zoo):
     answer = answers.predict(neural_pb2.PredictRequest(model_type="policy"))
     assert runs == [feeds] and answer.best_move == 0
     assert Answers(models).sessions == {}
+
+
+def test_the_spinning_echo_spins_for_as_long_as_asked_and_only_in_the_sync_server():
+    """``echo --spin-us`` holds each Predict for at least the time asked (a lower bound the
+    spin guarantees, not a speed claim); the aio echo and a negative spin are refused."""
+    import time
+
+    from rps_infer.serving import echo
+    from rps_infer.serving.protos import neural_pb2
+
+    answers = echo.Answers(spin_us=3000)
+    start = time.perf_counter()
+    answers.predict(neural_pb2.PredictRequest(model_type="policy"))
+    assert time.perf_counter() - start >= 0.003
+    assert echo.Answers().spin_s == 0
+    for argv in (["--aio", "--spin-us", "5"], ["--spin-us", "-1"]):
+        with pytest.raises(SystemExit) as exited:
+            echo.main(argv)
+        assert exited.value.code == 2

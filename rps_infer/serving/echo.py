@@ -12,6 +12,7 @@ Two of them, because the floor is the *fastest* bare Python server on the machin
 service against the faster one, so a slow echo can never make the service look close to it.
 
     python -m rps_infer.serving.echo [--aio] [--port 0] [--threads 16] [--model NAME=FILE.onnx ...] [--infer]
+                                     [--spin-us US]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+import time
 
 import rps_infer.defaults as defaults
 
@@ -33,14 +35,17 @@ class Answers:
     With ``infer``, Predict also runs the model named by ``model_type`` once in ONNX Runtime
     (one thread, no spinning: the service's settings) on a fixed input and answers as before:
     the floor of any server that runs ONNX Runtime per request, without decoding or encoding.
+    With ``spin_us``, Predict also spins that long in Python, holding the GIL and making no
+    system call: what a given amount of handler work costs a server (compare ``infer``).
     """
 
-    def __init__(self, models: dict[str, str] | None = None, infer: bool = False) -> None:
+    def __init__(self, models: dict[str, str] | None = None, infer: bool = False, spin_us: float = 0) -> None:
         from rps_infer.formats.onnxfile import io_specs
 
         specs = {name: io_specs(path) for name, path in (models or {}).items()}
         self.outputs = {name: outputs for name, (_, outputs) in specs.items()}
         self.sessions = {name: _session(models[name], inputs) for name, (inputs, _) in specs.items()} if infer else {}
+        self.spin_s = spin_us * 1e-6
 
     @staticmethod
     def one(model_type: str):
@@ -54,6 +59,10 @@ class Answers:
         if found := self.sessions.get(request.model_type):
             session, feeds = found
             session.run(None, feeds)
+        if self.spin_s:
+            end = time.perf_counter() + self.spin_s
+            while time.perf_counter() < end:
+                pass
         return self.one(request.model_type)
 
     def batch_predict(self, request):
@@ -141,9 +150,9 @@ def _options(max_message_mb: int) -> list:
 
 
 def build_echo_server(host: str, port: int, threads: int = defaults.HANDLER_THREADS, max_message_mb: int = 64,
-                      models: dict[str, str] | None = None, infer: bool = False):
+                      models: dict[str, str] | None = None, infer: bool = False, spin_us: float = 0):
     """(server, bound port) of a started sync echo server answering ModelInfer for ``models``
-    (and running them for Predict with ``infer``; see :class:`Answers`)."""
+    (and running them for Predict with ``infer``, spinning ``spin_us``; see :class:`Answers`)."""
     from concurrent import futures
 
     import grpc
@@ -151,7 +160,7 @@ def build_echo_server(host: str, port: int, threads: int = defaults.HANDLER_THRE
     from rps_infer.serving.protos import neural_pb2_grpc, predict_v2_pb2_grpc
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=_options(max_message_mb))
-    neural, inference = _servicers(Answers(models, infer), aio=False)
+    neural, inference = _servicers(Answers(models, infer, spin_us), aio=False)
     neural_pb2_grpc.add_NeuralServiceServicer_to_server(neural, server)
     predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -189,9 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--infer", action="store_true",
                         help="sync server: Predict also runs the --model named by model_type in ONNX Runtime once "
                              "on a fixed input (the floor of a server that runs ONNX Runtime per request)")
+    parser.add_argument("--spin-us", type=float, default=0, metavar="US",
+                        help="sync server: Predict also spins US microseconds in Python, holding the GIL (what "
+                             "that much handler work costs a server; compare --infer)")
     args = parser.parse_args(argv)
-    if args.infer and args.aio:
-        parser.error("--infer runs in the sync server only (the aio echo answers without inference)")
+    if (args.infer or args.spin_us) and args.aio:
+        parser.error("--infer and --spin-us run in the sync server only (the aio echo answers without work)")
+    if args.spin_us < 0:
+        parser.error(f"--spin-us must be >= 0, got {args.spin_us}")
     models = dict(item.split("=", 1) for item in args.model)
     kind = "aio" if args.aio else "sync"
 
@@ -210,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(run())
         return 0
-    server, port = build_echo_server(args.host, args.port, args.threads, models=models, infer=args.infer)
+    server, port = build_echo_server(args.host, args.port, args.threads, models=models, infer=args.infer,
+                                     spin_us=args.spin_us)
     ready(port)
     return run_until_signalled(server)
 
