@@ -7,6 +7,7 @@ are checked against (the gated suite requires the project's load generator to ag
 
 Prints one JSON line: requests, req/s, p50/p90/p99 in microseconds, errors, and the server's CPU
 microseconds per request (``--server-pid``, from /proc, its threads and children included).
+A window that counted no call has no latency: its percentiles are null, never 0.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ def run(target: str, rpc: str, clients: int, seconds: float, warmup: float, serv
     latencies = sorted(x for lat, _ in results for x in lat)
     n = len(latencies)
 
-    def pct(q: float) -> float:
-        return latencies[min(n - 1, int(q * n))] * 1e6 if n else 0.0
+    def pct(q: float) -> float | None:
+        return latencies[min(n - 1, int(q * n))] * 1e6 if n else None  # 0 would pass for the fastest window
 
     return {"rpc": rpc, "clients": clients, "requests": n, "req_per_s": n / seconds, "p50_us": pct(0.5),
             "p90_us": pct(0.9), "p99_us": pct(0.99), "errors": sum(e for _, e in results),

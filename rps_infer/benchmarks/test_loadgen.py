@@ -48,6 +48,7 @@ def test_the_load_generator_agrees_with_an_independent_client(benchmark, rps_zoo
             ours.append(run_load(LoadSpec(server.target, "neural", "policy", 1, 1, SECONDS, 0.5)).summary()["p50_us"])
             independent.join()
             theirs.append(window[0]["p50_us"])
+    assert None not in theirs, f"the independent client counted no call in a window: {theirs}"
     ratio = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))  # per window
     benchmark.group = "reference"
     benchmark.extra_info.update(loadgen_p50_us=ours, independent_p50_us=theirs, ratio=ratio)
