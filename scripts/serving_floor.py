@@ -1,8 +1,9 @@
 """The service against the transport floor and the naive script, measured by the independent client.
 
-Starts, side by side, the sync and aio echoes (the floor: the faster one counts), the sync echo
-that also runs ONNX Runtime once per Predict (``echo-ort``: the floor of any server that runs
-ONNX Runtime per request; not a floor for the ratios), the naive reference server (the plain
+Starts, side by side, the sync and aio echoes and the sync echo on the iomgr I/O path the service
+takes (the floor: the fastest one counts), the sync echo on that path that also runs ONNX Runtime
+once per Predict (``echo-ort``: the floor of any server that runs ONNX Runtime per request; not a
+floor for the ratios), the naive reference server (the plain
 script the game team started from) and ``rps-infer serve`` (plus any variants given with
 ``--variant NAME='serve args'``), then runs ``rps_infer/benchmarks/independent_client.py``
 against each, in interleaved repetitions (the server order rotates). ``--pin`` puts every
@@ -13,7 +14,7 @@ move with thread placement.
         [--rpcs predict,batch64,infer1,infer64] [--json out.json]
 
 Prints per server and case the medians over the repetitions (and their range) of p50, req/s and
-server CPU per request, and each against the faster echo.
+server CPU per request, and each against the fastest echo.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ def servers(variants: dict[str, list[str]]) -> dict[str, list[str]]:
     policy, value = str(zoo_artifact("policy")), str(zoo_artifact("value"))
     extra = [f"{name}={zoo_artifact(name)}" for name in ("unet-ci", "digits-rf")]
     models = ["--model", f"policy={policy}", "--model", f"value={value}", *(a for m in extra for a in ("--model", m))]
+    iomgr = ("--grpc-poller", "iomgr")
     commands = {"echo-sync": echo_command(*models), "echo-aio": echo_command("--aio", *models),
-                "echo-ort": echo_command("--infer", *models), "naive": naive_command(policy, value),
+                "echo-sync-iomgr": echo_command(*iomgr, *models),
+                "echo-ort": echo_command("--infer", *iomgr, *models), "naive": naive_command(policy, value),
                 "service": serve_command("--policy", policy, "--value", value, *models[4:])}
     for name, args in variants.items():
         if name.startswith("echo"):  # an echo variant, e.g. echo-sync4='--threads 4'
@@ -80,7 +83,7 @@ def counted(runs: list[dict]) -> list[dict]:
 
 def table(results: dict, names: list[str]) -> str:
     """Medians (and ranges) per server and case over the repetitions that counted calls, with
-    ratios to the faster echo; ``reps`` says how many counted."""
+    ratios to the fastest echo; ``reps`` says how many counted."""
     rows = []
     valid = {key: counted(runs) for key, runs in results.items()}
     for (name, rpc, clients), runs in sorted(valid.items(), key=lambda kv: (kv[0][1], kv[0][2],
@@ -128,7 +131,8 @@ def main() -> int:
     variants = {v.split("=", 1)[0]: v.split("=", 1)[1].split() for v in args.variant}
     commands = servers(variants)
     if args.only:
-        keep = set(args.only.split(",")) | {"echo-sync", "echo-aio", *(v for v in variants if v.startswith("echo"))}
+        floors = {"echo-sync", "echo-aio", "echo-sync-iomgr"}
+        keep = set(args.only.split(",")) | floors | {v for v in variants if v.startswith("echo")}
         commands = {k: v for k, v in commands.items() if k in keep}
     cases = [(rpc, int(c)) for rpc in args.rpcs.split(",") for c in args.clients.split(",")]
     results = measure(commands, cases, args.repetitions, args.seconds, args.pin)

@@ -86,7 +86,7 @@ def test_runner_class_slug():
     assert runner_class().startswith(("cpu-", "gpu-"))
 
 
-def test_bench_over_grpc_reports_both_echoes_the_naive_server_and_inprocess(built_zoo, tmp_path, capsys):
+def test_bench_over_grpc_reports_the_echoes_the_naive_server_and_inprocess(built_zoo, tmp_path, capsys):
     from rps_infer.serving.launch import ServerProcess, serve_command
 
     with ServerProcess(serve_command("--policy", str(built_zoo["policy"].onnx_path),
@@ -102,6 +102,7 @@ def test_bench_over_grpc_reports_both_echoes_the_naive_server_and_inprocess(buil
     series = {(r["series"], r["api"], r["batch"], r["concurrency"]) for r in data["rows"]}
     assert ("service", "v2", 8, 2) in series and ("echo-sync", "neural", 1, 2) in series
     assert ("echo-aio", "v2", 8, 2) in series and ("naive", "neural", 8, 2) in series
+    assert ("echo-sync-iomgr", "neural", 1, 2) in series  # the service's I/O path: a floor too
     assert ("naive", "v2", 8, 2) not in series  # the naive script speaks the NeuralService only
     assert ("inprocess", "-", 8, 1) in series
     service = [r for r in data["rows"] if r["series"] == "service"]

@@ -12,13 +12,17 @@ Two of them, because the floor is the *fastest* bare Python server on the machin
 service against the faster one, so a slow echo can never make the service look close to it.
 
     python -m rps_infer.serving.echo [--aio] [--port 0] [--threads 16] [--model NAME=FILE.onnx ...] [--infer]
-                                     [--spin-us US]
+                                     [--spin-us US] [--grpc-poller {event-engine,iomgr}]
+
+And each with either of gRPC core's I/O paths (:mod:`rps_infer.serving.poller`): grpcio's
+default, which a plain script gets, and the ``iomgr`` path ``rps-infer serve`` takes.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 import time
 
@@ -201,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spin-us", type=float, default=0, metavar="US",
                         help="sync server: Predict also spins US microseconds in Python, holding the GIL (what "
                              "that much handler work costs a server; compare --infer)")
+    parser.add_argument("--grpc-poller", choices=["event-engine", "iomgr"], default="event-engine",
+                        help="gRPC core's I/O path (default event-engine: grpcio's own; rps-infer serve takes iomgr)")
     args = parser.parse_args(argv)
     if (args.infer or args.spin_us) and args.aio:
         parser.error("--infer and --spin-us run in the sync server only (the aio echo answers without work)")
@@ -208,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--spin-us must be >= 0, got {args.spin_us}")
     models = dict(item.split("=", 1) for item in args.model)
     kind = "aio" if args.aio else "sync"
+    from rps_infer.serving import poller
+
+    print(poller.choose(args.grpc_poller), file=sys.stderr, flush=True)  # before grpc is imported
 
     def ready(port: int) -> None:
         print(f"rps-infer serving on {args.host}:{port} (echo, {kind})", flush=True)

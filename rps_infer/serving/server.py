@@ -317,6 +317,9 @@ def check_ports_free(config: ServerConfig) -> None:
 
 def serve(config: ServerConfig) -> int:
     """Run one server, or ``config.workers`` processes sharing the port (SO_REUSEPORT)."""
+    from rps_infer.serving import poller
+
+    log.info(poller.choose(config.grpc_poller))
     security.check(config.security, config.host)
     security.read_token(config.security.auth_token_file)  # a bad file fails here, before any worker
     security.server_credentials(config.security)

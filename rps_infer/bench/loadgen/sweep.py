@@ -1,5 +1,5 @@
 """``rps-infer bench --target HOST:PORT``: gRPC load against a running server, optionally side by
-side with the bare grpcio echoes (the transport floor: the faster of the sync and the aio one),
+side with the bare grpcio echoes (the transport floor: the fastest of them),
 the naive reference server (the plain script the service replaces) and the same model
 in-process, so the report shows what the transport costs and how close the service comes to
 the floor.
@@ -16,14 +16,16 @@ from rps_infer.serving.launch import ServerProcess, echo_command
 
 
 def yardsticks(model: str, echo: bool, naive: bool) -> dict[str, list[str]]:
-    """Commands of the servers measured beside the service: both echoes (the floor is the faster
-    one) and the naive reference server (the NeuralService models policy and value)."""
+    """Commands of the servers measured beside the service: the echoes, sync and aio, the sync one
+    also with the iomgr I/O path the service takes (the floor is the fastest of the three), and
+    the naive reference server (the NeuralService models policy and value)."""
     from rps_infer.serving.launch import naive_command
 
     commands = {}
     if echo:
         models = ("--model", f"{model}={zoo_artifact(model)}")
-        commands |= {"echo-sync": echo_command(*models), "echo-aio": echo_command("--aio", *models)}
+        commands |= {"echo-sync": echo_command(*models), "echo-aio": echo_command("--aio", *models),
+                     "echo-sync-iomgr": echo_command("--grpc-poller", "iomgr", *models)}
     if naive:
         commands["naive"] = naive_command(zoo_artifact("policy"), zoo_artifact("value"))
     return commands
@@ -35,7 +37,7 @@ def grpc_sweep(target: str, apis: Sequence[str], model: str, batch_sizes: Sequen
                inprocess: bool = False, rate: float | None = None,
                progress: Callable[[str], None] | None = None) -> list[dict]:
     """Rows for the service (and the echoes, the naive server, in-process, when asked), one per
-    server x api x batch x concurrency; each service row carries its ratio to the faster echo."""
+    server x api x batch x concurrency; each service row carries its ratio to the fastest echo."""
     rows: list[dict] = []
     servers = {name: ServerProcess(command) for name, command in yardsticks(model, echo, naive).items()}
     try:
