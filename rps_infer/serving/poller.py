@@ -4,7 +4,7 @@ grpcio 1.85 reads and writes sockets on its EventEngine threads by default: each
 are handed from an ``event_engine`` thread to the thread serving the completion queue and back.
 Its older ``iomgr`` path polls on the completion-queue thread itself, one hand-off fewer per call.
 Measured with the independent client on a 2-core AMD EPYC (benchmarks/README.md, "The gRPC I/O
-path"): with ``iomgr`` the service served 1.11-1.31x the requests per second at 1, 8 and 32
+path"): with ``iomgr`` the service served 1.11-1.38x the requests per second at 1, 8 and 32
 clients on 36-80 us less CPU per call, and the bare echo gained as much or more at 8 and 32.
 ``rps-infer serve`` uses it by default; the echoes offer both, so the floor is the fastest.
 
