@@ -48,8 +48,8 @@ class ServerConfig:
     # gRPC handler threads per worker: 2 served the most req/s at 8 and 32 clients (16 spent
     # ~130 us more CPU per request on handing the GIL around; benchmarks/README.md).
     threads: int = defaults.HANDLER_THREADS
-    # iomgr: 36-80 us less server CPU per call than grpcio's default EventEngine I/O, 1.1-1.4x
-    # the req/s (rps_infer/serving/poller.py; benchmarks/README.md, "The gRPC I/O path").
+    # iomgr: 7-156 us less server CPU per call than grpcio's default EventEngine I/O here
+    # (rps_infer/serving/poller.py; benchmarks/README.md, "The gRPC I/O path").
     grpc_poller: str = "iomgr"
     intra_op_threads: int = 1  # per model; more helps large models, hurts tiny ones
     max_batch_size: int = defaults.MAX_BATCH_SIZE

@@ -4,8 +4,9 @@ grpcio 1.85 reads and writes sockets on its EventEngine threads by default: each
 are handed from an ``event_engine`` thread to the thread serving the completion queue and back.
 Its older ``iomgr`` path polls on the completion-queue thread itself, one hand-off fewer per call.
 Measured with the independent client on a 2-core AMD EPYC (benchmarks/README.md, "The gRPC I/O
-path"): with ``iomgr`` the service served 1.11-1.38x the requests per second at 1, 8 and 32
-clients on 36-80 us less CPU per call, and the bare echo gained as much or more at 8 and 32.
+path"): with ``iomgr`` the service spent 29-156 us less CPU per call at 8 and 32 clients and
+7-69 us less at one (medians of paired rounds, two or three runs each); the gated suite's A/B
+measured its p50 at 0.83-0.95x in every gRPC case. The bare echo gained too.
 ``rps-infer serve`` uses it by default; the echoes offer both, so the floor is the fastest.
 
 The switch is the ``GRPC_EXPERIMENTS`` environment variable, read when gRPC core starts, which
