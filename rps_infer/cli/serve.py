@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rps_infer.cli import args as common
+from rps_infer.serving import poller
 from rps_infer.serving.config import ServerConfig
 
 
@@ -43,7 +44,7 @@ def add_parser(sub) -> None:
                    help="processes sharing the ports (SO_REUSEPORT)")
     p.add_argument("--threads", type=common.count, default=d.threads,
                    help=f"gRPC handler threads per worker (default {d.threads})")
-    p.add_argument("--grpc-poller", choices=["iomgr", "event-engine"], default=d.grpc_poller,
+    p.add_argument("--grpc-poller", choices=poller.POLLERS, default=d.grpc_poller,
                    help=f"gRPC core's I/O path (default {d.grpc_poller}: polling on the serving thread, less CPU per "
                    "call here than grpcio's default event-engine threads; GRPC_EXPERIMENTS in the environment wins)")
     p.add_argument("--intra-op-threads", type=common.count, default=d.intra_op_threads,
@@ -100,8 +101,6 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM."""
-    from rps_infer.serving import poller
-
     poller.choose(args.grpc_poller)  # before anything imports grpc (serve() logs the choice)
     from rps_infer.serving.server import configure_logging, serve
 

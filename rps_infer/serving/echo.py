@@ -27,6 +27,7 @@ import threading
 import time
 
 import rps_infer.defaults as defaults
+from rps_infer.serving import poller
 
 OUTPUT_COLUMNS = {"policy": 9, "value": 1}
 FIXED_PROBABILITIES = [1.0 / 9] * 9
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spin-us", type=float, default=0, metavar="US",
                         help="sync server: Predict also spins US microseconds in Python, holding the GIL (what "
                              "that much handler work costs a server; compare --infer)")
-    parser.add_argument("--grpc-poller", choices=["event-engine", "iomgr"], default="event-engine",
+    parser.add_argument("--grpc-poller", choices=poller.POLLERS, default="event-engine",
                         help="gRPC core's I/O path (default event-engine: grpcio's own; rps-infer serve takes iomgr)")
     args = parser.parse_args(argv)
     if (args.infer or args.spin_us) and args.aio:
@@ -214,8 +215,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--spin-us must be >= 0, got {args.spin_us}")
     models = dict(item.split("=", 1) for item in args.model)
     kind = "aio" if args.aio else "sync"
-    from rps_infer.serving import poller
-
     print(poller.choose(args.grpc_poller), file=sys.stderr, flush=True)  # before grpc is imported
 
     def ready(port: int) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rps_infer.backends import registry
 from rps_infer.errors import RpsInferError
-from rps_infer.serving import reflection, security, status
+from rps_infer.serving import poller, reflection, security, status
 from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.config import Batching, ServerConfig
 from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
@@ -317,8 +317,6 @@ def check_ports_free(config: ServerConfig) -> None:
 
 def serve(config: ServerConfig) -> int:
     """Run one server, or ``config.workers`` processes sharing the port (SO_REUSEPORT)."""
-    from rps_infer.serving import poller
-
     log.info(poller.choose(config.grpc_poller))
     security.check(config.security, config.host)
     security.read_token(config.security.auth_token_file)  # a bad file fails here, before any worker
