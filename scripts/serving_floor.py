@@ -1,7 +1,7 @@
 """The service against the transport floor and the naive script, measured by the independent client.
 
-Starts, side by side, the sync and aio echoes and the sync echo on the iomgr I/O path the service
-takes (the floor: the fastest one counts), the sync echo on that path that also runs ONNX Runtime
+Starts, side by side, the sync and aio echoes, each also on the iomgr I/O path the service takes
+(the floor: the fastest one counts), the sync echo on that path that also runs ONNX Runtime
 once per Predict (``echo-ort``: the floor of any server that runs ONNX Runtime per request; not a
 floor for the ratios), the naive reference server (the plain
 script the game team started from) and ``rps-infer serve`` (plus any variants given with
@@ -28,7 +28,14 @@ from pathlib import Path
 
 from rps_infer.bench.loadgen.sweep import zoo_artifact
 from rps_infer.benchmarks import independent_client
-from rps_infer.serving.launch import ServerProcess, echo_command, naive_command, serve_command
+from rps_infer.serving.launch import (
+    ECHOES,
+    ServerProcess,
+    echo_command,
+    echo_commands,
+    naive_command,
+    serve_command,
+)
 from rps_infer.tables import render
 
 
@@ -38,8 +45,7 @@ def servers(variants: dict[str, list[str]]) -> dict[str, list[str]]:
     extra = [f"{name}={zoo_artifact(name)}" for name in ("unet-ci", "digits-rf")]
     models = ["--model", f"policy={policy}", "--model", f"value={value}", *(a for m in extra for a in ("--model", m))]
     iomgr = ("--grpc-poller", "iomgr")
-    commands = {"echo-sync": echo_command(*models), "echo-aio": echo_command("--aio", *models),
-                "echo-sync-iomgr": echo_command(*iomgr, *models),
+    commands = {**echo_commands(*models),
                 "echo-ort": echo_command("--infer", *iomgr, *models), "naive": naive_command(policy, value),
                 "service": serve_command("--policy", policy, "--value", value, *models[4:])}
     for name, args in variants.items():
@@ -131,7 +137,7 @@ def main() -> int:
     variants = {v.split("=", 1)[0]: v.split("=", 1)[1].split() for v in args.variant}
     commands = servers(variants)
     if args.only:
-        floors = {"echo-sync", "echo-aio", "echo-sync-iomgr"}
+        floors = set(ECHOES)
         keep = set(args.only.split(",")) | floors | {v for v in variants if v.startswith("echo")}
         commands = {k: v for k, v in commands.items() if k in keep}
     cases = [(rpc, int(c)) for rpc in args.rpcs.split(",") for c in args.clients.split(",")]

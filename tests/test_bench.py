@@ -103,6 +103,7 @@ def test_bench_over_grpc_reports_the_echoes_the_naive_server_and_inprocess(built
     assert ("service", "v2", 8, 2) in series and ("echo-sync", "neural", 1, 2) in series
     assert ("echo-aio", "v2", 8, 2) in series and ("naive", "neural", 8, 2) in series
     assert ("echo-sync-iomgr", "neural", 1, 2) in series  # the service's I/O path: a floor too
+    assert ("echo-aio-iomgr", "v2", 8, 2) in series
     assert ("naive", "v2", 8, 2) not in series  # the naive script speaks the NeuralService only
     assert ("inprocess", "-", 8, 1) in series
     service = [r for r in data["rows"] if r["series"] == "service"]

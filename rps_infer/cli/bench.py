@@ -92,8 +92,8 @@ def _grpc_options(p: argparse.ArgumentParser) -> None:
                    help="open loop: send this many requests per second over all clients on a fixed schedule, "
                    "latency counted from each request's intended send time (default: closed loop)")
     g.add_argument("--echo", action="store_true",
-                   help="also load the bare grpcio echoes: sync, aio, and sync on the iomgr I/O path the service "
-                   "takes (the transport floor: the fastest of them)")
+                   help="also load the bare grpcio echoes: sync and aio, each also on the iomgr I/O path the "
+                   "service takes (the transport floor: the fastest of them)")
     g.add_argument("--naive", action="store_true",
                    help="also load the naive reference server (plain grpcio + ONNX Runtime, the script the service "
                    "replaces; NeuralService only)")

@@ -12,20 +12,16 @@ from dataclasses import replace
 
 import rps_infer.defaults as defaults
 from rps_infer.bench.loadgen.generator import LoadSpec, run_load
-from rps_infer.serving.launch import ServerProcess, echo_command
+from rps_infer.serving.launch import ServerProcess, echo_commands, naive_command
 
 
 def yardsticks(model: str, echo: bool, naive: bool) -> dict[str, list[str]]:
-    """Commands of the servers measured beside the service: the echoes, sync and aio, the sync one
-    also with the iomgr I/O path the service takes (the floor is the fastest of the three), and
-    the naive reference server (the NeuralService models policy and value)."""
-    from rps_infer.serving.launch import naive_command
-
+    """Commands of the servers measured beside the service: the echoes of
+    :data:`~rps_infer.serving.launch.ECHOES` (the floor is the fastest of them) and the naive
+    reference server (the NeuralService models policy and value)."""
     commands = {}
     if echo:
-        models = ("--model", f"{model}={zoo_artifact(model)}")
-        commands |= {"echo-sync": echo_command(*models), "echo-aio": echo_command("--aio", *models),
-                     "echo-sync-iomgr": echo_command("--grpc-poller", "iomgr", *models)}
+        commands |= echo_commands("--model", f"{model}={zoo_artifact(model)}")
     if naive:
         commands["naive"] = naive_command(zoo_artifact("policy"), zoo_artifact("value"))
     return commands
