@@ -56,7 +56,7 @@ def add_parser(sub) -> None:
                    help="how long the batcher waits for more requests (default 0: no added wait)")
     p.add_argument("--batching", action=argparse.BooleanOptionalAction, default=d.batching,
                    help="adaptive batching of concurrent requests for every model whose batch dim is dynamic "
-                   "(default off: it did not pay for the MLPs; a repository sidecar turns it on per model)")
+                   "(default off: it paid little or lost for the MLPs; a repository sidecar turns it on per model)")
     p.add_argument("--max-message-mb", type=common.count, default=d.max_message_mb,
                    help=f"gRPC message size limit both ways (default {d.max_message_mb})")
     p.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf inputs")

@@ -54,8 +54,8 @@ class ServerConfig:
     intra_op_threads: int = 1  # per model; more helps large models, hurts tiny ones
     max_batch_size: int = defaults.MAX_BATCH_SIZE
     batch_timeout_us: int = 0
-    # Off by default: merging concurrent requests did not pay for the MLPs at any concurrency
-    # measured, and costs a queue hop per call (benchmarks/README.md, "Serving at the floor").
+    # Off by default: merging concurrent requests paid little or lost for the MLPs (0.89-1.12x
+    # the req/s at 8 and 32 clients, ModelInfer losing; benchmarks/README.md).
     batching: bool = False
     max_message_mb: int = 64
     allow_nonfinite: bool = False
