@@ -43,7 +43,7 @@ def choose(poller: str) -> str:
         return f"gRPC I/O not chosen: grpc was imported before --grpc-poller {poller} could apply"
     elif poller == "iomgr":
         os.environ["GRPC_EXPERIMENTS"] = IOMGR_EXPERIMENTS
-        line = f"gRPC I/O: iomgr, polling on the serving thread (GRPC_EXPERIMENTS={IOMGR_EXPERIMENTS})"
+        line = f"gRPC I/O: iomgr, polling on the completion-queue thread (GRPC_EXPERIMENTS={IOMGR_EXPERIMENTS})"
     else:
         os.environ.pop("GRPC_EXPERIMENTS", None)  # e.g. inherited from an rps-infer serve that started us
         line = "gRPC I/O: event-engine (grpcio's default)"
