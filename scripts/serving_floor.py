@@ -44,9 +44,9 @@ def servers(variants: dict[str, list[str]]) -> dict[str, list[str]]:
     policy, value = str(zoo_artifact("policy")), str(zoo_artifact("value"))
     extra = [f"{name}={zoo_artifact(name)}" for name in ("unet-ci", "digits-rf")]
     models = ["--model", f"policy={policy}", "--model", f"value={value}", *(a for m in extra for a in ("--model", m))]
-    iomgr = ("--grpc-poller", "iomgr")
-    commands = {**echo_commands(*models),
-                "echo-ort": echo_command("--infer", *iomgr, *models), "naive": naive_command(policy, value),
+    commands = {**echo_commands(*models),  # echo-ort: the sync echo on the service's I/O path, plus ORT
+                "echo-ort": echo_command("--infer", *ECHOES["echo-sync-iomgr"], *models),
+                "naive": naive_command(policy, value),
                 "service": serve_command("--policy", policy, "--value", value, *models[4:])}
     for name, args in variants.items():
         if name.startswith("echo"):  # an echo variant, e.g. echo-sync4='--threads 4'
@@ -137,8 +137,7 @@ def main() -> int:
     variants = {v.split("=", 1)[0]: v.split("=", 1)[1].split() for v in args.variant}
     commands = servers(variants)
     if args.only:
-        floors = set(ECHOES)
-        keep = set(args.only.split(",")) | floors | {v for v in variants if v.startswith("echo")}
+        keep = set(args.only.split(",")) | set(ECHOES) | {v for v in variants if v.startswith("echo")}
         commands = {k: v for k, v in commands.items() if k in keep}
     cases = [(rpc, int(c)) for rpc in args.rpcs.split(",") for c in args.clients.split(",")]
     results = measure(commands, cases, args.repetitions, args.seconds, args.pin)
