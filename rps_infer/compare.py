@@ -25,9 +25,9 @@ import numpy as np
 class Tolerance:
     """A named tolerance preset: elementwise ``|a - b| <= atol + rtol * |b| (+ allowance)``.
 
-    No separate top-move rule: when every element passes, the best move can only
-    differ on rows whose two best moves are within their tolerances of each other.
-    The top-move agreement rate is reported for every multi-column output.
+    No separate argmax rule: when every element passes, the argmax can only differ on
+    rows whose two largest values are within their tolerances of each other. The argmax
+    agreement rate is reported for every multi-column output.
     """
 
     name: str
@@ -91,6 +91,26 @@ def tolerance_for_precision(base: str, precision: str | None) -> str:
         return "image-int8" if precision == "int8" else "image-fp16"
     return precision
 
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words a report uses for a model's outputs: the RPS game's only for its nets."""
+
+    argmax: str  # a row's argmax: "top move" (policy), "predicted class" (classifier), "argmax"
+    rows: str  # what a row of inputs is: "positions" (of the RPS game) or "rows"
+
+
+VOCABULARIES = {"policy": Vocabulary("top move", "positions"), "value": Vocabulary("argmax", "positions"),
+                "classifier": Vocabulary("predicted class", "rows")}
+GENERIC = Vocabulary("argmax", "rows")
+
+
+def vocabulary(kind: str | None) -> Vocabulary:
+    """The words for a model of ``kind`` (``policy``, ``value``, ``classifier``); :data:`GENERIC`
+    for any other (see :func:`rps_infer.verify.model_kind`)."""
+    return VOCABULARIES.get(kind or "", GENERIC)
+
+
 @dataclass
 class OutputReport:
     """Error statistics of one output; ``passed`` applies the tolerance rule."""
@@ -106,7 +126,8 @@ class OutputReport:
     max_allowance: float
     failing: int  # elements outside the tolerance
     worst_index: list[int]
-    top_move_agreement: float | None = None  # fraction of rows whose argmax agrees
+    # Fraction of rows whose argmax agrees (the key's name predates models other than the RPS policy).
+    top_move_agreement: float | None = None
     psnr_db: float | None = None  # image metrics (4-D outputs): peak signal 1.0
     snr_db: float | None = None
     cosine: float | None = None
@@ -122,6 +143,7 @@ class ComparisonResult:
     problems: list[str] = field(default_factory=list)
     reference: str = "reference"
     candidate: str = "candidate"
+    agreement: str = "argmax"  # what a row's argmax is called in the report: "top move" for the RPS policy
 
     @property
     def passed(self) -> bool:
@@ -137,6 +159,7 @@ class ComparisonResult:
             "passed": self.passed,
             "reference": self.reference,
             "candidate": self.candidate,
+            "agreement": self.agreement,
             "tolerance": asdict(self.tolerance),
             "problems": list(self.problems),
             "outputs": [asdict(o) for o in self.outputs],
@@ -171,7 +194,7 @@ class ComparisonResult:
         t = self.tolerance
         lines = [f"  problem: {p}" for p in self.problems]
         for o in self.outputs:
-            top = "" if o.top_move_agreement is None else f", top move agrees {o.top_move_agreement:.1%}"
+            top = "" if o.top_move_agreement is None else f", {self.agreement} agrees {o.top_move_agreement:.1%}"
             if o.psnr_db is not None:
                 top += f", PSNR {o.psnr_db:.1f} dB, SNR {o.snr_db:.1f} dB, cosine {o.cosine:.8f}"
             lines.append(
@@ -196,9 +219,13 @@ def compare(
     allowance: Mapping[str, np.ndarray] | None = None,
     reference_label: str = "reference",
     candidate_label: str = "candidate",
+    *,
+    agreement: str = "argmax",
 ) -> ComparisonResult:
-    """Compare ``candidate`` outputs with ``reference`` outputs: names, shapes, then values."""
-    result = ComparisonResult(tolerance(tol), reference=reference_label, candidate=candidate_label)
+    """Compare ``candidate`` outputs with ``reference`` outputs: names, shapes, then values.
+    ``agreement`` names a row's argmax in the report (``top move``, ``predicted class``)."""
+    result = ComparisonResult(tolerance(tol), reference=reference_label, candidate=candidate_label,
+                              agreement=agreement)
     missing = [n for n in reference if n not in candidate]
     extra = [n for n in candidate if n not in reference]
     if missing:

@@ -2,10 +2,12 @@
 recognised by recomputing the reference with that bug and checking that the candidate
 matches it within the noise (the same allowance the layer was judged with).
 
-:func:`likely_cause` returns the ``likely cause:`` sentence ``verify`` prints, or None.
+Each function returns the ``likely cause:`` sentence ``verify`` prints, or None.
 Signatures on the outputs need only the reference's logits; the layer signatures
 (a scaled layer, transposed or reinterpreted weights, a shifted bias) need the
-candidate's counterpart of that layer (see :mod:`rps_infer.layers`).
+candidate's counterpart of that layer (see :mod:`rps_infer.layers`). For a PyTorch
+reference compared block by block (its ``parity_blocks()`` or its leaf modules), the
+first differing block is rerun with the bug: batch-norm statistics, scaled weights.
 """
 
 from __future__ import annotations
@@ -138,3 +140,53 @@ def batchnorm_cause(title: str, block, given: np.ndarray, candidate: np.ndarray)
             if _fits(candidate, guess, 1e-4 * float(np.max(np.abs(guess)))):
                 return f"batch-norm statistics or epsilon: block {title!r} matches with its BatchNorm {name!r} {label}"
     return None
+
+
+def scaled_weights_cause(title: str, block, given: np.ndarray, candidate: np.ndarray, then=None) -> str | None:
+    """A convolution's or linear layer's weights times k at block ``title``: does the reference
+    block (followed by ``then``, a BatchNorm the exporter folded into it), run on its own
+    input with its weight scaled by the best-fitting k, reproduce the candidate's tensor?
+    (Both are affine in the weight: the output is ``k * base + offset``, so k is one
+    least-squares ratio.)"""
+    import copy
+
+    import torch
+
+    if not isinstance(block, (torch.nn.modules.conv._ConvNd, torch.nn.Linear)) or not (
+            then is None or isinstance(then, torch.nn.modules.batchnorm._BatchNorm)):
+        return None
+    chain = torch.nn.Sequential(block, *([then] if then is not None else [])).eval()
+    unweighted = copy.deepcopy(chain)
+    x = torch.from_numpy(np.ascontiguousarray(given))
+    with torch.inference_mode():
+        unweighted[0].weight.zero_()
+        offset = unweighted(x).double().numpy()
+        base = chain(x).double().numpy() - offset
+    denom = float(np.sum(base * base))
+    if denom == 0.0 or candidate.shape != base.shape:
+        return None
+    k = float(np.sum((candidate.astype(np.float64) - offset) * base) / denom)
+    guess = k * base + offset
+    if abs(k - 1.0) <= 1e-6 or not _fits(candidate, guess, 1e-4 * float(np.max(np.abs(guess)))):
+        return None
+    k_text = repr(float(f"{k:.4g}"))  # 2.0, 1.05, 1.001
+    folded = f" (folded with the {type(then).__name__} after it)" if then is not None else ""
+    return f"a scaled layer (k = {k_text}): the {title}'s weights{folded} times {k_text}"
+
+
+def block_cause(blocks, index: int, counterparts) -> str | None:
+    """The likely cause at block ``index`` of a PyTorch reference compared block by block
+    (``blocks``: (title, module, input, output) per block; ``counterparts[i]``: the
+    candidate's tensor matched to block ``i``, or None): batch-norm statistics, scaled
+    weights, or scaled weights of a convolution the exporter folded the next block, a
+    BatchNorm consuming its output, into (judged on that BatchNorm's counterpart)."""
+    title, module, given, out = blocks[index]
+    mine = counterparts[index]
+    if mine is not None:
+        cause = batchnorm_cause(title, module, given, mine) or scaled_weights_cause(title, module, given, mine)
+        if cause:
+            return cause
+    following = blocks[index + 1] if index + 1 < len(blocks) else None
+    if following is None or counterparts[index + 1] is None or not np.array_equal(out, following[2]):
+        return None
+    return scaled_weights_cause(title, module, given, counterparts[index + 1], then=following[1])

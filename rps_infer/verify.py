@@ -1,20 +1,30 @@
 """Running two models on the same inputs and judging them with THE comparator.
 
 Parity is judged at several batch sizes (default 1, 3 and 64: others than the
-export batch, so a baked-in batch dimension shows up) on realistic RPS positions.
+export batch, so a baked-in batch dimension shows up) on inputs that fit the model:
+the user's own, else realistic positions for the RPS nets, digits for the
+classifiers, seeded uniform values for anything else.
 
-Where the reference knows its MLP weights (Go JSON, .pt, .keras), parity is judged
-layer by layer too: the candidate's intermediate tensors (:mod:`rps_infer.backends.taps`) are
-matched to the reference's layers (hidden pre-activation, hidden ReLU, logits) and
-compared with the float64 reference forward (:mod:`rps_infer.layers`), so a change the
-saturated softmax hides still fails at the logits. A float32 candidate is then judged
-by the float32 rounding allowance alone (:func:`rps_infer.nets.mlp.float32_allowances`:
-tight, from the reference only), once per side that computes in float32; a
-reduced-precision candidate (fp16, bf16, int8, TF32 presets) by its preset, its layers
-shown but not judged. Every candidate must also make the same decisions: the top move
-on every position whose top-2 margin exceeds the noise floor, the same side of 0.5 for
-a value. On a failure :mod:`rps_infer.signatures` names a likely cause. Two ONNX files
-carry no weights and are compared with atol/rtol alone.
+Where the reference knows its MLP weights (the RPS policy and value nets: Go JSON, .pt,
+.keras), parity is judged layer by layer too: the candidate's intermediate tensors
+(:mod:`rps_infer.backends.taps`) are matched to the reference's layers (hidden
+pre-activation, hidden ReLU, logits) and compared with the float64 reference forward
+(:mod:`rps_infer.layers`), so a change the saturated softmax hides still fails at the
+logits. A float32 candidate is then judged by the float32 rounding allowance alone
+(:func:`rps_infer.nets.mlp.float32_allowances`: tight, from the reference only), once per
+side that computes in float32; a reduced-precision candidate (fp16, bf16, int8, TF32
+presets) by its preset, its layers shown but not judged. A PyTorch reference without
+weights is compared block by block, shown but not judged (the verdict stays on the
+outputs): the blocks it names in ``parity_blocks()`` (the U-Net), else its leaf modules;
+a layer the exporter folded into the next one (a BatchNorm into its convolution) is
+marked so and never named as the divergence.
+
+Every candidate must also make the same decisions on every row whose margin exceeds the
+noise floor: the same argmax (a policy's top move, a classifier's predicted class), the
+same side of 0.5 for a value. Reports use the model's words
+(:class:`rps_infer.compare.Vocabulary`): moves and positions for the RPS nets only. On a
+failure :mod:`rps_infer.signatures` names a likely cause. Files that carry no weights
+are compared with atol/rtol alone.
 """
 
 from __future__ import annotations
@@ -36,18 +46,29 @@ from rps_infer.inputs import InputChoice
 from rps_infer.nets import mlp
 
 DEFAULT_BATCH_SIZES = defaults.PARITY_BATCH_SIZES
+
+
+def model_kind(model: ModelFile) -> str | None:
+    """``policy`` or ``value`` for an RPS net (a file carrying MLP weights), ``classifier`` for
+    the digits classifiers, else None (any other model): what a report's words follow."""
+    if model.weights is not None:
+        return model.weights.kind
+    return "classifier" if model.family == "classifier" else None
+
+
 @dataclass
 class Decisions:
-    """Whether the candidate decides as the reference on every position where the decision
-    is clear (the reference's margin exceeds the noise floor)."""
+    """Whether the candidate decides as the reference on every row where the decision is
+    clear (the reference's margin exceeds the noise floor)."""
 
-    rule: str  # "top move" (policies, classifiers) or "side of 0.5" (values)
-    clear: int  # positions whose margin exceeds the noise floor
+    rule: str  # the argmax's name (see compare.Vocabulary), or "side of 0.5" (values)
+    clear: int  # rows whose margin exceeds the noise floor
     disagree: int
+    rows: str = "rows"  # what a row is called ("positions" for the RPS nets)
 
     @property
     def passed(self) -> bool:
-        """No clear position decided differently."""
+        """No clear row decided differently."""
         return self.disagree == 0
 
 
@@ -85,7 +106,7 @@ class ParityReport:
     candidate: str
     results: dict[int, BatchParity] = field(default_factory=dict)
     allowance: str = "the tolerance preset alone"
-    matched: dict[str, str] = field(default_factory=dict)  # candidate output -> reference output, by position
+    matched: dict[str, str] = field(default_factory=dict)  # candidate output -> reference output, by order
     device_choice: str | None = None  # the candidate's device picked by --device auto, and why
 
     def __bool__(self) -> bool:
@@ -120,8 +141,8 @@ class ParityReport:
             lines += [f"batch {b}: layer {row.title}: max abs {row.report.max_abs:.3g} beyond its allowance"
                       for row in r.layers if row.judged and row.passed is False]
             if r.decisions is not None and not r.decisions.passed:
-                lines.append(f"batch {b}: {r.decisions.rule} differs on {r.decisions.disagree} of "
-                             f"{r.decisions.clear} clear positions")
+                d = r.decisions
+                lines.append(f"batch {b}: {d.rule} differs on {d.disagree} of {d.clear} clear {d.rows}")
         return lines
 
     def to_dict(self) -> dict:
@@ -148,12 +169,12 @@ class ParityReport:
                 lines.append(f"allowance: {self.allowance}")
                 if self.matched:
                     pairs = ", ".join(f"{c!r} as {r!r}" for c, r in self.matched.items())
-                    lines.append(f"outputs matched by position: the candidate's {pairs}")
+                    lines.append(f"outputs matched by order: the candidate's {pairs}")
             lines.append(f"batch {batch}: {'pass' if result else 'FAIL'}")
             lines.extend(result.comparison.body_lines())
             if result.decisions is not None:
                 d = result.decisions
-                lines.append(f"  decisions: {d.rule} agrees on {d.clear - d.disagree} of {d.clear} positions "
+                lines.append(f"  decisions: {d.rule} agrees on {d.clear - d.disagree} of {d.clear} {d.rows} "
                              "whose margin exceeds the noise floor")
         shown = self.shown
         if shown is not None and shown.layers and (layers or not self.passed):
@@ -171,22 +192,23 @@ class ParityReport:
 
 
 def _decisions(kind: str | None, expected: np.ndarray, got: np.ndarray, floor: np.ndarray) -> Decisions | None:
-    """Top move (several columns) or side of 0.5 (a value) on every clear position."""
+    """The argmax (several columns) or side of 0.5 (a value) on every clear row."""
     if expected.ndim != 2 or expected.shape != got.shape or not expected.size:
         return None
+    words = comparator.vocabulary(kind)
     if expected.shape[1] == 1:
         if kind != "value":
             return None
         clear = np.abs(expected[:, 0] - 0.5) > floor[:, 0]
         differ = (expected[:, 0] > 0.5) != (got[:, 0] > 0.5)
-        return Decisions("side of 0.5", int(clear.sum()), int((clear & differ).sum()))
+        return Decisions("side of 0.5", int(clear.sum()), int((clear & differ).sum()), words.rows)
     order = np.argsort(expected, axis=1)
     rows = np.arange(len(expected))
     top, second = order[:, -1], order[:, -2]
     margin = expected[rows, top] - expected[rows, second]
     clear = margin > floor[rows, top] + floor[rows, second]
     differ = np.argmax(got, axis=1) != top
-    return Decisions("top move", int(clear.sum()), int((clear & differ).sum()))
+    return Decisions(words.argmax, int(clear.sum()), int((clear & differ).sum()), words.rows)
 
 
 def compare_backends(
@@ -202,18 +224,23 @@ def compare_backends(
     reference_label: str = "reference",
     candidate_label: str = "candidate",
     layers: bool = True,
+    kind: str | None = None,
 ) -> ParityReport:
     """Run both backends on the same inputs at each batch size and compare them.
 
     Inputs come from ``inputs`` (the user's file, or a generator with ranges), else from
     ``generator``; a model with a fixed batch is checked at that batch only. Inputs and
-    outputs are matched by name, else by position where the counts agree.
+    outputs are matched by name, else by order where the counts agree.
     ``weights`` (when known) turn on the layer table and, for a float32 tolerance, the
     tight float32 allowance (once for each side that does not compute in float64).
     ``layers=False`` skips the layer table (faster: the benchmark suite's parity gate).
+    ``kind`` (``policy``, ``value``, ``classifier`` or None: see :func:`model_kind`) picks the
+    report's words and the decision rule; default: the weights' kind, ``classifier`` on
+    the digits generator, else None (argmax, rows).
     """
     tol = comparator.tolerance(tol)
     inputs = inputs or InputChoice(generator)
+    kind = weights.kind if weights is not None else kind or ("classifier" if inputs.generator == "digits" else None)
     float32_sides = sum(b.name != "numpy" for b in (reference, candidate))
     tight = weights is not None and tol.float32 and float32_sides > 0
     report = ParityReport(reference_label, candidate_label)
@@ -231,9 +258,10 @@ def compare_backends(
         x = next(iter(feeds.values()))
         allowances = mlp.float32_allowances(weights, x) if tight else None
         allow_out = None if allowances is None else dict.fromkeys(expected, float32_sides * allowances["output"])
-        result = BatchParity(comparator.compare(expected, got, tol, allow_out, reference_label, candidate_label),
-                             expected=expected, got=got)
-        result.decisions = _decide(weights, expected, got, tol, allow_out)
+        compared = comparator.compare(expected, got, tol, allow_out, reference_label, candidate_label,
+                                      agreement=comparator.vocabulary(kind).argmax)
+        result = BatchParity(compared, expected=expected, got=got)
+        result.decisions = _decide(kind, expected, got, tol, allow_out)
         if weights is not None and layers:
             _judge_layers(result, weights, x, candidate, _aligned(candidate, feeds), tol, allowances, tight)
         elif layers and hasattr(reference, "block_taps"):
@@ -243,7 +271,7 @@ def compare_backends(
 
 
 def _aligned(backend: Backend, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``feeds`` under ``backend``'s input names: by name, else by position when the counts agree."""
+    """``feeds`` under ``backend``'s input names: by name, else by order when the counts agree."""
     names = [s.name for s in backend.input_specs]
     if set(names) == set(feeds) or len(names) != len(feeds):
         return feeds
@@ -259,8 +287,8 @@ def _by_position(expected: dict, got: dict) -> tuple[dict, dict[str, str]]:
     return {matched[k]: v for k, v in got.items()}, {k: v for k, v in matched.items() if k != v}
 
 
-def _decide(weights, expected: dict, got: dict, tol, allow_out) -> Decisions | None:
-    """The decision rule on a single output (top move, side of 0.5), where it applies."""
+def _decide(kind: str | None, expected: dict, got: dict, tol, allow_out) -> Decisions | None:
+    """The decision rule on a single output (argmax, side of 0.5), where it applies."""
     if len(expected) != 1 or set(got) != set(expected):
         return None
     (name,) = expected
@@ -268,33 +296,24 @@ def _decide(weights, expected: dict, got: dict, tol, allow_out) -> Decisions | N
     if np.shape(got[name]) != ref_out.shape:
         return None
     floor = tol.atol + tol.rtol * np.abs(ref_out) + (0.0 if allow_out is None else allow_out[name])
-    return _decisions(weights.kind if weights is not None else None, ref_out, np.asarray(got[name], np.float64),
-                      np.broadcast_to(floor, ref_out.shape))
-
-
-# Blocks of a network judged by its outputs (the U-Net: PSNR) are shown, not judged: each
-# is compared at a relative 1e-4 of its own scale (intermediate tensors are not in [0, 1]).
-BLOCK_TOLERANCE = comparator.Tolerance("per block", atol=0.0, rtol=1e-3)
-BLOCK_SCALE = 1e-4
+    return _decisions(kind, ref_out, np.asarray(got[name], np.float64), np.broadcast_to(floor, ref_out.shape))
 
 
 def _compare_blocks(result: BatchParity, reference: Backend, candidate: Backend, feeds) -> None:
-    """The layer table of a model whose reference names its blocks (``parity_blocks``), and on a
-    failure the batch-norm signature at the first block that differs."""
+    """The layer table of a PyTorch reference, block by block (its ``parity_blocks``, else its
+    leaf modules), and on a failure the likely cause at the first block that differs."""
     blocks = reference.block_taps(feeds)
-    taps = candidate.taps(feeds) if blocks else None
+    taps = candidate.taps(_aligned(candidate, feeds)) if blocks else None
     if not blocks or taps is None:
         return
-    chain = {title: out.astype(np.float64) for title, _, _, out in blocks}
-    allow = {title: BLOCK_SCALE * float(np.max(np.abs(out))) for title, out in chain.items()}
-    outputs = candidate.infer(feeds)
-    final = next(iter(outputs.values())) if len(outputs) == 1 else None
-    result.layers = layer_parity.compare_layers(chain, taps, BLOCK_TOLERANCE, allow, {}, judged=False, final=final)
-    first = next((r for r in result.layers if r.passed is False), None)
+    final = next(iter(result.got.values())) if len(result.got) == 1 else None
+    result.layers = layer_parity.compare_blocks(blocks, taps, final)
+    first = layer_parity.first_divergent(result.layers)
     if result.passed or first is None or first.source is None:
         return
-    _, module, given, _ = next(b for b in blocks if b[0] == first.layer)
-    result.cause = signatures.batchnorm_cause(first.layer, module, given, dict(taps)[first.source])
+    by_label = dict(taps)
+    counterparts = [by_label.get(row.source) for row in result.layers]  # one row per block, in order
+    result.cause = signatures.block_cause(blocks, result.layers.index(first), counterparts)
 
 
 def _judge_layers(result: BatchParity, weights: mlp.MLPWeights, x: np.ndarray, candidate: Backend, feeds,
@@ -313,7 +332,7 @@ def _judge_layers(result: BatchParity, weights: mlp.MLPWeights, x: np.ndarray, c
                                                    "the model's output", output, judged=True))
     if result.passed:
         return
-    first = next((r for r in result.layers if r.passed is False), None)
+    first = layer_parity.first_divergent(result.layers)
     by_label = dict(taps or ())
     if first is not None and first.layer in ("hidden.pre", "logits") and first.source in by_label:
         limit = allowances[first.layer] if allowances is not None else tol.atol + tol.rtol * np.abs(chain[first.layer])
@@ -340,7 +359,7 @@ def compare_models(
         report = compare_backends(
             ref, cand, batch_sizes=batch_sizes, tol=tol or candidate.tolerance,
             weights=reference.weights, seed=seed,  # the reference's: a candidate never sets its own allowance
-            inputs=inputs or InputChoice(reference.inputs or candidate.inputs),
+            inputs=inputs or InputChoice(reference.inputs or candidate.inputs), kind=model_kind(reference),
             reference_label=reference.label, candidate_label=candidate_label or candidate.label,
         )
         report.device_choice = getattr(cand, "auto_choice", None)

@@ -104,7 +104,7 @@ def test_a_scaled_output_layer_fails_at_the_logits_and_is_named(path, k, exports
     report = _verify(path, _planted(exports(path), tmp_path, "scaled", _scale("out.weight", k)))
     text = report.render()
     assert not report, text
-    assert "layers agree up to the hidden ReLU" in text and "the logits differ" in text
+    assert "layers agree up to the hidden ReLU" in text and "the first to differ is the logits" in text
     assert f"likely cause: a scaled layer (k = {k!r})" in text
 
 
@@ -122,7 +122,7 @@ def test_a_scaled_hidden_layer_and_a_shifted_bias_fail(path, exports, tmp_path):
         # 1e-3 shift of their bias is below what float32 can resolve. Only there may it pass.
         assert logits.report.max_abs < logits.report.max_allowance
     else:
-        assert not out_bias and "the logits differ" in out_bias.render(), out_bias.render()
+        assert not out_bias and "the first to differ is the logits" in out_bias.render(), out_bias.render()
     reinterpreted = _verify(path, _planted(exports(path), tmp_path, "reinterpreted", _reinterpret_hidden))
     assert not reinterpreted and "reinterpreted weights" in reinterpreted.render()
 

@@ -143,22 +143,24 @@ class TorchBackend(Backend):
         return torch_taps(self._eager, run)
 
     def block_taps(self, feeds: Feeds) -> list | None:
-        """(title, module, input, output) of each block the module names in ``parity_blocks()``
-        (the U-Net's encoder, bottleneck and decoder blocks), or None if it names none."""
+        """(title, module, input, output) of each block call, in order: the blocks the module names
+        in ``parity_blocks()`` (the U-Net's encoder, bottleneck and decoder blocks), else its leaf
+        modules, titled ``"image.3 (Conv2d)"``; None when it has neither (TorchScript)."""
         import torch
 
-        from rps_infer.backends.taps import torch_block_taps
+        from rps_infer.backends.taps import leaf_blocks, torch_block_taps
 
         self.activate()
-        blocks = getattr(self._eager, "parity_blocks", None)
-        if blocks is None:
+        named = getattr(self._eager, "parity_blocks", None)
+        blocks = named() if named is not None else leaf_blocks(self._eager)
+        if not blocks:
             return None
 
         def run() -> None:
             with torch.inference_mode():
                 self._eager(*[self._tensor(feeds[name]) for name in self._input_names])
 
-        return torch_block_taps(blocks(), run)
+        return torch_block_taps(blocks, run)
 
     def _tensor(self, array: np.ndarray):
         import torch

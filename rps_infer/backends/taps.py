@@ -68,22 +68,50 @@ def torch_taps(module, run: Callable[[], object]) -> list[Tap]:
 
 def torch_block_taps(blocks, run: Callable[[], object]) -> list[tuple[str, object, np.ndarray, np.ndarray]]:
     """Call ``run`` with hooks on named ``blocks`` [(title, module)]: per block call, in order,
-    (title, module, its first input, its output)."""
+    (title, module, its first input, its output). A block called again is titled ``... (call 2)``;
+    a call whose first input or output is not a tensor is skipped."""
     seen: list[tuple[str, object, np.ndarray, np.ndarray]] = []
+    calls: dict[str, int] = {}
+    pending: dict[int, list] = {}
     handles = []
 
-    def array(value) -> np.ndarray:
-        return value.detach().float().cpu().clone().numpy()
+    def before(block, args) -> None:
+        # The input is copied before the call: an in-place block (ReLU(inplace=True)) overwrites it.
+        pending.setdefault(id(block), []).append(_array(args[0]) if args and hasattr(args[0], "detach") else None)
+
+    def after(title: str, block, out) -> None:
+        given = pending[id(block)].pop()
+        if given is None or not hasattr(out, "detach"):
+            return
+        calls[title] = calls.get(title, 0) + 1
+        shown = title if calls[title] == 1 else f"{title} (call {calls[title]})"
+        seen.append((shown, block, given, _array(out)))
 
     for title, block in blocks:
-        handles.append(block.register_forward_hook(
-            lambda m, args, out, title=title: seen.append((title, m, array(args[0]), array(out)))))
+        handles.append(block.register_forward_pre_hook(before))
+        handles.append(block.register_forward_hook(lambda m, _args, out, title=title: after(title, m, out)))
     try:
         run()
     finally:
         for handle in handles:
             handle.remove()
     return seen
+
+
+def _array(value) -> np.ndarray:
+    return value.detach().float().cpu().clone().numpy()
+
+
+def leaf_blocks(module) -> list[tuple[str, object]]:
+    """(``"qualified.name (Class)"``, module) of every leaf module of ``module``, the blocks a
+    network without ``parity_blocks()`` is compared by; none for TorchScript, whose
+    compiled calls run no Python hooks."""
+    import torch
+
+    if isinstance(module, torch.jit.ScriptModule):
+        return []
+    return [(f"{name} ({type(child).__name__})", child) for name, child in module.named_modules()
+            if name and not any(True for _ in child.children())]
 
 
 def keras_taps(model, x: np.ndarray) -> list[Tap]:

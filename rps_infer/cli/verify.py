@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
                    "the best one that starts here and agrees with the CPU, printed with why each better one "
                    "was skipped")
     p.add_argument("--kind", choices=["policy", "value"], help="override the kind of a Go JSON file")
-    p.add_argument("--seed", type=int, default=0, help="seed of the realistic positions (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     common.add_model_hints(p)
     common.add_inputs(p)
@@ -109,9 +109,10 @@ def write_npz(path, arrays: dict) -> None:
 def _through_server(args: argparse.Namespace, reference, tol, inputs):
     from rps_infer.backends.remote import RemoteBackend
     from rps_infer.runtime import open_backend
-    from rps_infer.verify import compare_backends
+    from rps_infer.verify import compare_backends, model_kind
 
     with open_backend(reference) as ref, RemoteBackend(args.target, args.model, args.api) as served:
         return compare_backends(ref, served, batch_sizes=args.batch_sizes, tol=tol, weights=reference.weights,
-                                seed=args.seed, inputs=inputs, reference_label=reference.label,
+                                kind=model_kind(reference), seed=args.seed, inputs=inputs,
+                                reference_label=reference.label,
                                 candidate_label=f"{args.model} at {args.target} ({args.api} API)")
