@@ -290,11 +290,13 @@ def _image_metrics(report: OutputReport, a: np.ndarray, b: np.ndarray) -> None:
 
 def _report(name: str, diff: np.ndarray, abs_b: np.ndarray, extra: np.ndarray, fails: np.ndarray,
             tol: Tolerance) -> OutputReport:
+    with np.errstate(divide="ignore", invalid="ignore"):  # a difference where the reference is 0: infinitely relative
+        rel = np.where(diff == 0, 0.0, np.where(abs_b > 0, diff / abs_b, np.inf))
     return OutputReport(
         name=name,
         shape=list(diff.shape),
         max_abs=_max(diff),
-        max_rel=_max(np.where(diff == 0, 0.0, diff / np.maximum(abs_b, np.finfo(np.float64).tiny))),
+        max_rel=_max(rel),
         mean_abs=float(diff.mean()) if diff.size else 0.0,
         p99_abs=float(np.percentile(diff, 99)) if diff.size else 0.0,
         required_atol=_max(np.maximum(diff - tol.rtol * abs_b - extra, 0.0)),
