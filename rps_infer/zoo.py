@@ -1,9 +1,11 @@
 """The model zoo: ``models/zoo.toml`` and building its artifacts into ``models/build/``.
 
 Everything that iterates over models (the benchmark suite, the parity tests, the
-demo, serving) reads the manifest through :func:`load_zoo`. A table's common keys are
-checked by :class:`ZooTable`, its family's own keys by the family's schema
-(:mod:`rps_infer.families`); how artifacts are built is the family's business.
+demo, serving) reads model tables through :func:`load_zoo` (a manifest file) or
+:func:`load_tables` (tables already read, e.g. ``[tool.rps_infer.models]`` of a user's
+``pyproject.toml``, see :mod:`rps_infer.project`). A table's common keys are checked by
+:class:`ZooTable`, its family's own keys by the family's schema (:mod:`rps_infer.families`);
+how artifacts are built is the family's business.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import rps_infer.progress as bar
 from rps_infer.backends import registry
 from rps_infer.backends.base import Backend
 from rps_infer.backends.spec import BackendSpec
-from rps_infer.compare import PRESETS, tolerance_for_precision
+from rps_infer.compare import PRESETS, Tolerance, tolerance_for_precision
+from rps_infer.compare import tolerance as custom_tolerance
 from rps_infer.errors import ConfigError, RpsInferError
-from rps_infer.inputs import INPUT_GENERATORS, InputChoice
+from rps_infer.inputs import INPUT_GENERATORS, InputChoice, InputFile, make_feeds
 from rps_infer.schemas import Strict, read_toml, validated
 from rps_infer.verify import ParityReport, compare_backends
 
@@ -42,16 +45,36 @@ def _one_of(value: str, known, what: str) -> str:
     return value
 
 
+class ModelRelation(Strict):
+    """Within one model: backend ``faster`` at least ``by`` times faster than ``than``, at every batch size."""
+
+    faster: str
+    than: str
+    by: Annotated[float, Field(gt=1.0)]
+
+
 class ZooTable(Strict):
-    """The keys every ``[models.<name>]`` table has (the family's own keys come on top)."""
+    """The keys every ``[models.<name>]`` table has (the family's own keys come on top).
+
+    ``reference`` defaults to the family's first, ``tolerance`` to ``fp32`` (``atol`` / ``rtol``
+    override it at full precision), ``ci`` to true, ``batch_sizes`` to ``[1]``, ``inputs`` to a
+    generator chosen by each input's shape; ``inputs`` may also name an ``.npz`` (or a folder of
+    ``.npy``) of the model's own inputs. ``threshold`` is the gate's allowed slowdown for every
+    case of the model; ``relations`` speed-ups it must show at every batch size.
+    """
 
     family: str
-    reference: str
-    tolerance: str
-    backends: Annotated[list[str], Field(min_length=1)]
-    batch_sizes: Annotated[list[Annotated[int, Field(gt=0, strict=True)]], Field(min_length=1)]
-    ci: Annotated[bool, Field(strict=True)]
-    inputs: str
+    reference: str | None = None
+    tolerance: str = "fp32"
+    atol: Annotated[float, Field(ge=0.0)] | None = None
+    rtol: Annotated[float, Field(ge=0.0)] | None = None
+    backends: Annotated[list[str], Field(min_length=1)] | None = None
+    batch_sizes: Annotated[list[Annotated[int, Field(gt=0, strict=True)]], Field(min_length=1)] = Field(
+        default_factory=lambda: [1])
+    ci: Annotated[bool, Field(strict=True)] = True
+    inputs: str | None = None
+    threshold: Annotated[float, Field(ge=0.0)] | None = None
+    relations: list[ModelRelation] = Field(default_factory=list)
 
     @field_validator("family")
     @classmethod
@@ -63,15 +86,10 @@ class ZooTable(Strict):
     def _tolerance(cls, value: str) -> str:
         return _one_of(value, PRESETS, "a tolerance preset")
 
-    @field_validator("inputs")
-    @classmethod
-    def _inputs(cls, value: str) -> str:
-        return _one_of(value, INPUT_GENERATORS, "an input generator")
-
     @field_validator("backends")
     @classmethod
-    def _backends(cls, value: list[str]) -> list[str]:
-        for spec in value:
+    def _backends(cls, value: list[str] | None) -> list[str] | None:
+        for spec in value or ():
             try:
                 BackendSpec.parse(spec)
             except RpsInferError as exc:
@@ -94,6 +112,11 @@ class ZooEntry:
     inputs: str | None  # an input generator; None: chosen by each input's shape
     build_dir: Path = field(compare=False)
     params: Any = field(default=None, compare=False)
+    input_file: Path | None = field(default=None, compare=False)  # the model's own inputs (.npz, .npy folder)
+    atol: float | None = None
+    rtol: float | None = None
+    threshold: float | None = None
+    relations: tuple[ModelRelation, ...] = ()
 
     @property
     def source(self) -> Path | None:
@@ -131,9 +154,27 @@ class ZooEntry:
         model = family.open(self, path) if family.open else path
         return open_backend(model, spec, calibration_inputs=self.inputs, **options)
 
-    def tolerance_for(self, spec: str) -> str:
-        """The tolerance preset ``spec`` is judged with (a reduced precision relaxes it)."""
-        return tolerance_for_precision(self.tolerance, BackendSpec.parse(spec).precision)
+    def tolerance_for(self, spec: str) -> str | Tolerance:
+        """The tolerance ``spec`` is judged with: a reduced precision relaxes the preset; at full
+        precision the table's ``atol`` / ``rtol`` override it."""
+        preset = tolerance_for_precision(self.tolerance, BackendSpec.parse(spec).precision)
+        if preset != self.tolerance or (self.atol is None and self.rtol is None):
+            return preset
+        return custom_tolerance(preset, self.atol, self.rtol)
+
+    def input_choice(self) -> InputChoice:
+        """Where parity's inputs come from: the model's own file, else the generator."""
+        return InputChoice(self.inputs, file=InputFile(self.input_file) if self.input_file else None)
+
+    def feeds(self, specs, batch: int, seed: int) -> dict:
+        """Inputs for one timed call at ``batch``: generated, or the model's own file's rows
+        (repeated when the batch is larger than the file)."""
+        if self.input_file is None:
+            return make_feeds(specs, batch, seed=seed, generator=self.inputs)
+        arrays = InputFile(self.input_file).feeds(specs)
+        rows = next(iter(arrays.values())).shape[0]
+        index = [i % rows for i in range(batch)]
+        return {name: array[index] for name, array in arrays.items()}
 
     def reference_backend(self) -> Backend:
         """What parity is judged against (the manifest's ``reference``, run by the family's spec for it)."""
@@ -150,7 +191,7 @@ class ZooEntry:
         reference = reference or self.reference_backend()
         return compare_backends(reference, backend, batch_sizes=batch_sizes, tol=self.tolerance_for(spec),
                                 weights=getattr(reference, "weights", None), seed=seed,
-                                inputs=inputs or InputChoice(self.inputs), **labels)
+                                inputs=inputs or self.input_choice(), **labels)
 
     def is_built(self) -> bool:
         """Every artifact exists and is newer than what defines the model (the family says what)."""
@@ -164,14 +205,25 @@ def load_zoo(path: str | Path | None = None, build_dir: str | Path | None = None
     data = read_toml(path, "the zoo manifest")
     root = path.resolve().parent  # relative paths start at the manifest's folder
     build = Path(build_dir) if build_dir is not None else root / "build"
-    tables = data.get("models")
+    return load_tables(data.get("models"), path, root, build)
+
+
+def load_tables(tables: object, where: Path | None, root: Path, build: Path, *, prefix: str = "models",
+                default_family: str | None = None) -> dict[str, ZooEntry]:
+    """Validate ``[<prefix>.<name>]`` tables read from ``where``: paths in them are relative to
+    ``root``, artifacts are built into ``build``; a table without ``family`` gets ``default_family``."""
+    where = where or root
     if not isinstance(tables, dict) or not tables:
-        raise ConfigError(path, "models", "one or more [models.<name>] tables", repr(tables))
-    return {name: _entry(path, name, table, root, build) for name, table in tables.items()}
+        raise ConfigError(where, prefix, f"one or more [{prefix}.<name>] tables", repr(tables))
+    entries = {}
+    for name, table in tables.items():
+        if default_family is not None and isinstance(table, dict):
+            table = {"family": default_family, **table}
+        entries[name] = _entry(where, f"{prefix}.{name}", name, table, root, build)
+    return entries
 
 
-def _entry(path: Path, name: str, table: dict, root: Path, build: Path) -> ZooEntry:
-    where = f"models.{name}"
+def _entry(path: Path, where: str, name: str, table: object, root: Path, build: Path) -> ZooEntry:
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(path, f"{where}.<name>", NAME_CHARACTERS, repr(name))
     if not isinstance(table, dict):
@@ -180,10 +232,35 @@ def _entry(path: Path, name: str, table: dict, root: Path, build: Path) -> ZooEn
     base = validated(ZooTable, {k: v for k, v in table.items() if k in common}, path, where)
     family = families.get(base.family)
     params = validated(family.params, {k: v for k, v in table.items() if k not in common}, path, where, root=root)
-    if base.reference not in family.references:
-        raise ConfigError(path, f"{where}.reference", f"one of {tuple(family.references)}", repr(base.reference))
-    return ZooEntry(name, base.family, base.reference, base.tolerance, tuple(base.backends),
-                    tuple(base.batch_sizes), base.ci, base.inputs, build, params)
+    reference = base.reference or next(iter(family.references))
+    if reference not in family.references:
+        raise ConfigError(path, f"{where}.reference", f"one of {tuple(family.references)}", repr(reference))
+    generator, input_file = _inputs(path, where, base.inputs, root)
+    backends = base.backends or _default_backends(path, where, params)
+    return ZooEntry(name, base.family, reference, base.tolerance, tuple(backends), tuple(base.batch_sizes), base.ci,
+                    generator, build, params, input_file, base.atol, base.rtol, base.threshold,
+                    tuple(base.relations))
+
+
+def _inputs(path: Path, where: str, value: str | None, root: Path) -> tuple[str | None, Path | None]:
+    """(generator, input file) of a table's ``inputs``: a generator name or a file of arrays."""
+    if value is None or value in INPUT_GENERATORS:
+        return value, None
+    file = root / value
+    if not file.exists():
+        raise ConfigError(path, f"{where}.inputs", f"one of {INPUT_GENERATORS} or an existing .npz / folder of "
+                          f".npy (looked at {file})", repr(value))
+    return None, file
+
+
+def _default_backends(path: Path, where: str, params: Any) -> list[str]:
+    """A user's file runs on its format's own backend by default; other families must say."""
+    model = getattr(params, "path", None)
+    if model is None:
+        raise ConfigError(path, f"{where}.backends", "a list of backend specs (e.g. [\"onnxrt-cpu\"])", "nothing")
+    from rps_infer.formats import detect_format
+
+    return [f"{registry.default_for(detect_format(model))}-cpu"]
 
 
 def file_entry(path: Path, *, backends: Sequence[str], batch_sizes: Sequence[int], reference: Path | None = None,

@@ -82,7 +82,7 @@ inputs = "rps-positions"
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
-        (lambda t: t.replace('tolerance = "fp32"\n', ""), "models.v.tolerance"),
+        (lambda t: t.replace('backends = ["onnxrt-cpu"]\n', ""), "models.v.backends"),  # only files have a default
         (lambda t: t.replace('"fp32"', '"fp99"'), "models.v.tolerance"),
         (lambda t: t.replace("[1, 8]", "[0]"), "models.v.batch_sizes"),
         (lambda t: t.replace("ci = true", 'ci = "yes"'), "models.v.ci"),
@@ -102,6 +102,14 @@ def test_malformed_manifest_names_the_key(tmp_path, edit, field):
         zoo.load_zoo(path)
     assert info.value.field.startswith(field), str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_table_may_leave_out_what_has_a_default(tmp_path):
+    lean = "\n".join(line for line in GOOD.splitlines()
+                     if not line.startswith(("reference", "tolerance", "batch_sizes", "ci", "inputs")))
+    (entry,) = zoo.load_zoo(_write_zoo(tmp_path, lean)).values()
+    assert (entry.reference, entry.tolerance, entry.batch_sizes, entry.ci, entry.inputs) == \
+        ("numpy-fp64", "fp32", (1,), True, None)
 
 
 def test_select_refuses_unknown_names_and_unbuilt_artifacts(tmp_path):
