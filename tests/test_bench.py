@@ -130,7 +130,7 @@ def test_bench_that_measures_nothing_exits_2_and_writes_nothing(tmp_path, capsys
 
 def test_bench_ab_compares_two_revisions_and_writes_ratios(tmp_path, capsys):
     """The same code on both sides (HEAD against HEAD, the working tree left out): ratios near 1."""
-    from rps_infer.bench.gate.revisions import has_history
+    from rps_infer.bench.runners.revisions import has_history
 
     if not has_history(Path(__file__).resolve().parent.parent):
         pytest.skip("no git history in this checkout")

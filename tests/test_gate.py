@@ -1,5 +1,6 @@
 """The latency gate's parts: statistics (checked against SciPy), verdicts, schemas, mode and
-base selection. The gate on real runs is in test_gate_ab.py."""
+base selection, confirmations and relations. The gate on real runs is in test_gate_ab.py and
+test_user_repo.py."""
 
 import json
 import math
@@ -10,11 +11,13 @@ import numpy as np
 import pytest
 import scipy.stats
 
-import rps_infer.bench.gate.plugin as gate_module
-from rps_infer.bench.gate.schemas import GateConfig, Relation, load_baseline, load_gate_config
-from rps_infer.bench.gate.stats import critical_rank, log_interval, paired_ratio
-from rps_infer.bench.gate.verdicts import Verdict, check_relation, judge_ab, judge_stored, judge_suite
-from rps_infer.errors import ConfigError, RevisionError
+from rps_infer.bench.cases import Case
+from rps_infer.bench.harness import Harness, Settings, choose_base
+from rps_infer.bench.judges.baselines import load_baseline
+from rps_infer.bench.judges.stats import critical_rank, log_interval, paired_ratio
+from rps_infer.bench.judges.verdicts import Verdict, check_relation, judge_ab, judge_stored, judge_suite
+from rps_infer.errors import ConfigError, RevisionError, RpsInferError
+from rps_infer.project import GateConfig, Project, Relation
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,7 +57,7 @@ def test_paired_ratio_refuses_unequal_series():
 
 # -- verdicts ---------------------------------------------------------------------------------
 def _iv(ratio, low, high):
-    from rps_infer.bench.gate.stats import Interval
+    from rps_infer.bench.judges.stats import Interval
 
     return Interval(ratio, low, high, 12, 0.9)
 
@@ -99,6 +102,10 @@ def _pyproject(tmp_path, text):
     return tmp_path
 
 
+def load_gate_config(root: Path) -> GateConfig:
+    return Project.find(root).config.gate
+
+
 def test_gate_config_of_this_project_loads_and_keeps_its_relation():
     config = load_gate_config(REPO)
     assert config.threshold("inprocess") < 0.10 and config.threshold("grpc") < 0.15
@@ -132,7 +139,7 @@ def _baseline(path: Path, **overrides) -> Path:
 def test_baseline_schema_is_validated_on_load(tmp_path):
     good = load_baseline(_baseline(tmp_path / "good.json"))
     assert good.cases["x"].median == 1e-5 and good.stored_threshold("inprocess") == 0.3
-    with pytest.raises(ConfigError, match=r"'schema': expected 2 .*make baseline.*found none"):
+    with pytest.raises(ConfigError, match=r"'schema': expected 2 .*rps-infer baseline.*found none"):
         load_baseline(_baseline(tmp_path / "old.json", schema=None))
     with pytest.raises(ConfigError, match="commit"):
         load_baseline(_baseline(tmp_path / "c.json", commit="HEAD"))
@@ -160,53 +167,94 @@ def _git_repo(tmp_path: Path) -> tuple[Path, str]:
     return repo, sha
 
 
+def _gate(repo: Path, config: GateConfig | None = None, **settings) -> Harness:
+    return Harness(Project.find(repo), Settings(gate=True, runner_class=settings.pop("runner_class", "r"), **settings),
+                   config)
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
 def test_a_checkout_without_history_gates_in_stored_mode_and_says_why(tmp_path):
-    gate = gate_module.Gate(tmp_path, GateConfig(), runner_class="r")
+    gate = _gate(tmp_path)
     assert gate.mode == "stored" and "no git history" in gate.notices[0]
     assert "nothing can be compared" in gate.notices[0]
     with pytest.raises(RevisionError, match="needs git history"):
-        gate_module.Gate(tmp_path, GateConfig(), mode="ab", runner_class="r")
+        _gate(tmp_path, mode="ab")
     assert gate.finish()  # nothing compared: the run fails
 
 
 def test_the_base_is_the_runner_class_baseline_commit_else_the_newest(tmp_path):
     repo, sha = _git_repo(tmp_path)
     _baseline(repo / "benchmarks" / "baselines" / "other.json", commit=sha)
-    gate = gate_module.Gate(repo, GateConfig(), runner_class="mine")
-    assert gate.mode == "ab" and gate.base_commit == sha and "newest committed baseline" in gate.notices[0]
+    gate = _gate(repo, runner_class="mine")
+    assert gate.mode == "ab" and gate.base_commit == sha and "newest baseline" in gate.notices[0]
     _baseline(repo / "benchmarks" / "baselines" / "mine.json", commit=sha)
-    assert "the baseline of mine" in gate_module.Gate(repo, GateConfig(), runner_class="mine").notices[0]
-    assert gate_module.Gate(repo, GateConfig(), base="HEAD", runner_class="x").base_commit == sha
+    assert "the baseline of mine" in _gate(repo, runner_class="mine").notices[0]
+    assert _gate(repo, base="HEAD", runner_class="x").base_commit == sha
+
+
+def test_the_baselines_folder_comes_from_the_project_settings(tmp_path):
+    repo, sha = _git_repo(tmp_path)
+    (repo / "perf").mkdir()
+    _baseline(repo / "perf" / "r.json", commit=sha)
+    (repo / "rps_infer.toml").write_text('baselines = "perf"\n')
+    assert "the baseline of r" in _gate(repo).notices[0]
+
+
+def test_in_a_pull_request_the_base_is_the_merge_base_with_its_target(tmp_path):
+    repo, first = _git_repo(tmp_path)
+    _git(repo, "branch", "-M", "main")
+    _git(repo, "checkout", "-qb", "feature")
+    (repo / "f.txt").write_text("2")
+    _git(repo, "commit", "-qam", "b")
+    _baseline(repo / "benchmarks" / "baselines" / "r.json", commit="c" * 40)  # not consulted in a pull request
+    commit, source = choose_base(Project.find(repo), "r", None, env={"GITHUB_BASE_REF": "main"})
+    assert commit == first and "merge-base with main (pull request into main)" in source
+
+
+def test_without_a_baseline_the_base_is_the_merge_base_else_heads_parent(tmp_path):
+    repo, first = _git_repo(tmp_path)
+    _git(repo, "branch", "-M", "main")
+    (repo / "f.txt").write_text("2")
+    _git(repo, "commit", "-qam", "b")
+    on_main = choose_base(Project.find(repo), "r", None, env={})
+    assert on_main == (first, "HEAD's parent (no baseline; HEAD is on main)")
+    second = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "checkout", "-qb", "feature")
+    (repo / "f.txt").write_text("3")
+    _git(repo, "commit", "-qam", "c")
+    assert choose_base(Project.find(repo), "r", None, env={}) == (second, "the merge-base with main (no baseline)")
 
 
 def test_a_base_that_is_not_in_the_clone_fails_with_how_to_fix_it(tmp_path):
     repo, _ = _git_repo(tmp_path)
     _baseline(repo / "benchmarks" / "baselines" / "r.json", commit="b" * 40)
-    with pytest.raises(RevisionError, match=r"not in this clone .*make baseline"):
-        gate_module.Gate(repo, GateConfig(), runner_class="r")
+    with pytest.raises(RevisionError, match=r"not in this clone .*rps-infer baseline"):
+        _gate(repo)
     shallow = tmp_path / "shallow"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow)], check=True)
     with pytest.raises(RevisionError, match="git fetch --unshallow"):
-        gate_module.Gate(shallow, GateConfig(), base="b" * 40, runner_class="r")
-    fallback = gate_module.Gate(repo, GateConfig(), runner_class="r", allow_missing_base=True)
+        _gate(shallow, base="b" * 40)
+    fallback = _gate(repo, allow_missing_base=True)
     assert fallback.mode == "stored" and "--gate-allow-missing-base" in fallback.notices[0]
 
 
-def test_no_baseline_at_all_names_the_fixes(tmp_path):
+def test_a_single_commit_without_a_baseline_names_the_fixes(tmp_path):
     repo, _ = _git_repo(tmp_path)
-    with pytest.raises(RevisionError, match=r"--gate-base REV.*make baseline"):
-        gate_module.Gate(repo, GateConfig(), runner_class="r")
+    with pytest.raises(RevisionError, match=r"--gate-base REV.*rps-infer baseline"):
+        _gate(repo)
 
 
-def test_make_baseline_refuses_a_dirty_tree_saying_why(tmp_path, monkeypatch, capsys):
-    import rps_infer.bench.gate.baseline as baseline_tool
+def test_rps_infer_baseline_refuses_a_dirty_tree_saying_why(tmp_path):
+    from rps_infer.bench.baseline import record
 
     repo, _ = _git_repo(tmp_path)
     (repo / "uncommitted.py").write_text("x = 1\n")
-    monkeypatch.setattr(baseline_tool, "REPO_ROOT", repo)
-    assert baseline_tool.main(["--repetitions", "1"]) == 2
-    err = capsys.readouterr().err
-    assert "refusing a dirty tree" in err and "names the commit it measured" in err
+    with pytest.raises(RpsInferError, match=r"refusing a dirty tree.*names the commit it measured"):
+        record(Project.find(repo), repetitions=1)
     assert list((repo / "benchmarks" / "baselines").iterdir()) == []
 
 
@@ -218,8 +266,8 @@ class _FakeSession:
         self.fresh_sessions = 0
 
     def measure(self, name, case):
-        from rps_infer.bench.gate.ab import ABResult
-        from rps_infer.bench.gate.stats import paired_ratio
+        from rps_infer.bench.judges.stats import paired_ratio
+        from rps_infer.bench.runners.ab import ABResult
 
         rng = np.random.default_rng(len(self.looks))
         base = 10e-6 * np.exp(rng.normal(0, 0.002, 40))
@@ -248,11 +296,12 @@ class _FakeSession:
 ])
 def test_a_flagged_case_fails_only_when_fresh_workers_confirm_it(tmp_path, looks, verdict, note):
     repo, _ = _git_repo(tmp_path)
-    gate = gate_module.Gate(repo, GateConfig(), base="HEAD", runner_class="r")
-    session = _FakeSession(list(looks))
-    _, row = gate.measure_ab(session, "test_latency[x]", "inprocess", {"kind": "latency"})
-    assert row.verdict is verdict and note in row.note
-    assert session.fresh_sessions == len(looks) - 1 and [r.case for r in gate.rows] == ["test_latency[x]"]
+    gate = _gate(repo, base="HEAD")
+    gate._session = session = _FakeSession(list(looks))
+    measured = gate.measure(Case("test_latency[x]", "inprocess", {"kind": "latency"}))
+    assert measured.row.verdict is verdict and note in measured.row.note
+    assert bool(measured.failures) is (verdict is Verdict.REGRESSION)
+    assert session.fresh_sessions == len(looks) - 1 and [r.case for r in gate.judge.rows] == ["test_latency[x]"]
 
 
 @pytest.mark.parametrize(("speedups", "holds", "note"), [
@@ -265,20 +314,20 @@ def test_a_relation_is_judged_side_by_side_not_on_medians_taken_apart(tmp_path, 
     # relation in CI); the verdict is the interleaved look's, and a TOO SLOW needs fresh workers.
     repo, _ = _git_repo(tmp_path)
     rule = Relation(faster="ort", than="eager", by=2.0)
-    gate = gate_module.Gate(repo, GateConfig(relations=[rule]), base="HEAD", runner_class="r")
+    gate = _gate(repo, GateConfig(relations=[rule]), base="HEAD")
     gate._session = session = _FakeSession([1 / s for s in speedups])
-    gate.cases = {"ort": {"kind": "latency"}, "eager": {"kind": "latency"}}
-    gate.medians = {"ort": 10e-3, "eager": 10.8e-3}
-    failures = gate.relation_failures("eager")
-    assert (failures == []) is holds and note in gate.relation_lines[0]
-    assert f"{speedups[-1]:.2f}x" in gate.relation_lines[0] and "side by side" in gate.relation_lines[0]
+    gate._cases = {"ort": {"kind": "latency"}, "eager": {"kind": "latency"}}
+    gate.judge.medians = {"ort": 10e-3, "eager": 10.8e-3}
+    line, ok = gate._relation(rule)
+    assert ok is holds and note in line
+    assert f"{speedups[-1]:.2f}x" in line and "side by side" in line
     assert session.fresh_sessions == len(speedups) - 1
-    assert gate.relation_failures("unrelated") == []
+    assert gate.judge.completed_relations("unrelated") == []
 
 
 def test_a_plant_lands_on_a_tree_that_already_carries_one(tmp_path):
     # A branch whose last commit is itself a planted slowdown must still run the proof tests.
-    from benchmarks.planted import ONNXRT, REPO, SERVICE, plant
+    from tests.planted import ONNXRT, REPO, SERVICE, plant
 
     before = {}
     for rel in (ONNXRT, SERVICE):

@@ -4,7 +4,8 @@ cases and the commit it compared against, and passes the same code against itsel
 A throwaway repository holds the working tree as commit A; commit B plants a busy-wait of
 25 % of each call in the ONNX Runtime backend's hot path and of 25 % of the gRPC Predict
 round trip in the service's handler. The gated suite then runs in that repository, on a
-small selection, as CI would: ``pytest benchmarks --benchmark-only --gate --gate-base A``.
+small selection of the zoo's declared suite, as CI would: ``pytest rps_infer/benchmarks/... --benchmark-only
+--gate --gate-base A``.
 """
 
 import json
@@ -15,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.planted import plant, throwaway_repo
-from rps_infer.bench.gate.ab import ABSession, Worker
-from rps_infer.bench.gate.revisions import Tree, materialise, recipe_digest, share_models
+from rps_infer.bench.runners.ab import ABSession, Worker
+from rps_infer.bench.runners.revisions import COMPLETE, Tree, materialise, recipe_digest, share_models, tree_folder
 from rps_infer.errors import RevisionError
+from tests.planted import plant, throwaway_repo
 
 REPO = Path(__file__).resolve().parent.parent
-SELECTION = ["benchmarks/test_latency.py", "benchmarks/test_grpc.py", "--backends", "onnxrt-cpu", "-k",
+SUITE = "rps_infer/benchmarks/test_models.py"
+SELECTION = [SUITE, "rps_infer/benchmarks/test_grpc.py", "--backends", "onnxrt-cpu", "-k",
              "policy-onnxrt-cpu-b1 or policy-onnxrt-cpu-b64 or service-neural-Predict-policy-b1"]
 SLOWED = ("test_latency[policy-onnxrt-cpu-b1]", "test_latency[policy-onnxrt-cpu-b64]",
           "test_grpc[service-neural-Predict-policy-b1]")
@@ -66,7 +68,7 @@ def test_gate_fails_a_planted_slowdown_and_passes_the_same_code(proof_repo, tmp_
 
 def test_a_gated_run_that_times_nothing_fails(proof_repo, tmp_path):
     repo, commit_a = proof_repo
-    run = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_latency.py", "--benchmark-only",
+    run = subprocess.run([sys.executable, "-m", "pytest", SUITE, "--benchmark-only",
                           "--gate", f"--gate-base={commit_a}", "-k", "no-such-case", "-p", "no:cacheprovider"],
                          cwd=repo, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0 and "no case was compared" in run.stdout
@@ -74,15 +76,15 @@ def test_a_gated_run_that_times_nothing_fails(proof_repo, tmp_path):
 
 def test_an_unknown_base_is_one_line_with_the_fix(proof_repo):
     repo, _ = proof_repo
-    run = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_latency.py", "--benchmark-only",
+    run = subprocess.run([sys.executable, "-m", "pytest", SUITE, "--benchmark-only",
                           "--gate", "--gate-base=0123456789abcdef0123", "-p", "no:cacheprovider"],
                          cwd=repo, capture_output=True, text=True, timeout=300)
     assert run.returncode == 4 and "not in this clone" in run.stderr and "Traceback" not in run.stderr
 
 
-def test_workers_import_their_own_tree_whatever_pythonpath_says(proof_repo, monkeypatch):
+def test_workers_import_their_own_tree_whatever_pythonpath_says(proof_repo, monkeypatch, tmp_path):
     repo, commit_a = proof_repo
-    base = materialise(repo, commit_a)
+    base = materialise(repo, commit_a, tmp_path)
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # would make both sides import the working tree
     worker = Worker(base, 0)
     worker.start()
@@ -95,15 +97,15 @@ def test_workers_import_their_own_tree_whatever_pythonpath_says(proof_repo, monk
     assert refused.returncode == 2 and "not from" in refused.stdout
 
 
-def test_a_relation_timed_side_by_side_holds_for_the_real_speed_up_and_fails_reversed(proof_repo):
+def test_a_relation_timed_side_by_side_holds_for_the_real_speed_up_and_fails_reversed(proof_repo, tmp_path):
     # Real workers, real cases: ONNX Runtime runs the policy at b1 ~4x faster than PyTorch
     # eager here (benchmarks/README.md). Claimed the other way round, the relation must fail.
-    from rps_infer.bench.gate.schemas import Relation
-    from rps_infer.bench.gate.verdicts import judge_relation
+    from rps_infer.bench.judges.verdicts import judge_relation
+    from rps_infer.project import Relation
 
     repo, commit_a = proof_repo
     ort, eager = ({"kind": "latency", "model": "policy", "backend": b, "batch": 1} for b in ("onnxrt-cpu", "pyt-cpu"))
-    with ABSession(materialise(repo, commit_a), Tree(repo, None, "head"), blocks=12, workers=1) as session:
+    with ABSession(materialise(repo, commit_a, tmp_path), Tree(repo, None, "head"), blocks=12, workers=1) as session:
         session.start(models=["policy"])
         forward = session.measure_pair("ort vs eager", ort, eager)
         reversed_ = session.measure_pair("eager vs ort", eager, ort)
@@ -117,14 +119,14 @@ def test_a_base_without_the_worker_is_a_failed_run_saying_why(tmp_path):
     old = tmp_path / "old"
     (old / "rps_infer").mkdir(parents=True)
     (old / "rps_infer" / "__init__.py").write_text("")
-    with pytest.raises(RevisionError, match=r"predates the A/B gate.*make baseline"):
+    with pytest.raises(RevisionError, match=r"predates the A/B gate.*rps-infer baseline"):
         ABSession(Tree(old, "0" * 40, "base"), Tree(REPO, None, "head")).start()
 
 
-def test_materialised_revisions_are_read_only_and_share_models_only_for_the_same_recipe(proof_repo):
+def test_materialised_revisions_are_read_only_and_share_models_only_for_the_same_recipe(proof_repo, tmp_path):
     repo, commit_a = proof_repo
-    base = materialise(repo, commit_a)
-    assert materialise(repo, commit_a).path == base.path  # cached
+    base = materialise(repo, commit_a, tmp_path)
+    assert materialise(repo, commit_a, tmp_path).path == base.path  # cached
     zoo_toml = base.path / "models" / "zoo.toml"
     assert not os.access(zoo_toml, os.W_OK) or os.geteuid() == 0  # root may write anyway
     assert not zoo_toml.stat().st_mode & 0o222
@@ -138,13 +140,33 @@ def test_materialised_revisions_are_read_only_and_share_models_only_for_the_same
     assert recipe_digest(changed) != recipe_digest(repo)
 
 
+def test_a_revision_extracted_from_a_subfolder_is_the_whole_tree_and_a_wrong_cache_is_replaced(proof_repo, tmp_path,
+                                                                                             capfd):
+    # `git archive` run inside a subfolder lays out only that subfolder; such a tree, cached by
+    # commit alone, was later reused from the top level and its worker imported the checkout.
+    repo, commit_a = proof_repo
+    inside = materialise(repo / "rps_infer", commit_a, tmp_path)
+    assert (inside.path / "rps_infer" / "__init__.py").is_file() and (inside.path / "pyproject.toml").is_file()
+    assert materialise(repo, commit_a, tmp_path).path == inside.path  # one cache entry per repository and commit
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", str(repo), str(other)], check=True)
+    assert materialise(other, commit_a, tmp_path).path != inside.path
+    poisoned = tree_folder(tmp_path / "poisoned", repo, commit_a)
+    (poisoned / "bench").mkdir(parents=True)
+    (poisoned / "__init__.py").write_text("")
+    (poisoned / COMPLETE).write_text(commit_a + "\n")  # what the old cache wrote: the commit alone
+    fixed = materialise(repo, commit_a, tmp_path / "poisoned")
+    assert fixed.path == poisoned and (fixed.path / "rps_infer" / "__init__.py").is_file()
+    assert f"cached tree {poisoned} of {commit_a[:10]} is not that commit's layout" in capfd.readouterr().err
+
+
 def test_stored_mode_times_here_and_fails_a_case_three_times_its_baseline(tmp_path):
     """Stored mode (a checkout without history, or --gate-mode stored): this run against stored
     numbers. A baseline made a moment ago passes (with room for VM noise); the same baseline at a
     third of the time fails."""
-    import rps_infer.bench.gate.baseline as baseline_tool
+    import rps_infer.bench.baseline as baseline_tool
 
-    selection = ["benchmarks/test_latency.py", "--backends", "onnxrt-cpu", "-k", "policy-onnxrt-cpu-b1",
+    selection = [SUITE, "--backends", "onnxrt-cpu", "-k", "test_latency and policy-onnxrt-cpu-b1",
                  "--benchmark-only", "-p", "no:cacheprovider"]
     run = subprocess.run([sys.executable, "-m", "pytest", *selection, f"--benchmark-json={tmp_path / 'r.json'}"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runtime", ("rps_infer.runtime",)),  # a file + a spec -> a backend (builds variants via convert)
     ("families", ("rps_infer.families",)),
     ("zoo", ("rps_infer.zoo",)),
+    ("project", ("rps_infer.project", "rps_infer.scaffold")),  # a repository's settings and declared models
     ("serving", ("rps_infer.serving",)),
     ("bench", ("rps_infer.bench", "rps_infer.benchmarks")),
     ("commands", ("rps_infer.demo", "rps_infer.cli", "rps_infer.__main__")),

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from benchmarks.planted import plant, throwaway_repo
+from tests.planted import plant, throwaway_repo
 
 
 @pytest.mark.slow
@@ -18,8 +18,8 @@ def test_a_load_generator_that_miscounts_fails_the_relation(tmp_path):
     repo.mkdir()
     throwaway_repo(repo)
     plant(repo, record_fraction=0.25, message="miscount")
-    run = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_loadgen.py", "--benchmark-only", "-q",
-                          "-p", "no:cacheprovider"], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
+    run = subprocess.run([sys.executable, "-m", "pytest", "rps_infer/benchmarks/test_loadgen.py", "--benchmark-only",
+                          "-q", "-p", "no:cacheprovider"], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 1, run.stdout[-3000:]
     assert "the load generator's p50" in run.stdout

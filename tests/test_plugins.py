@@ -146,13 +146,12 @@ def test_models_list_shows_the_plugin_family_and_backend(plugin_env):
 
 
 def test_the_benchmark_suite_parametrises_and_proves_the_plugin_model(plugin_env):
-    collected = _run(plugin_env, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                     "benchmarks/test_latency.py", "benchmarks/test_parity.py")
+    suite = ["rps_infer/benchmarks/test_models.py", "--zoo", plugin_env["RPS_INFER_ZOO"]]
+    collected = _run(plugin_env, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *suite)
     assert collected.returncode == 0, collected.stdout + collected.stderr
     for case in ("toy-onnxrt-cpu-b1", "toy-onnxrt-cpu-b4", "toy-onnxref-cpu-b1", "toy-onnxref-cpu-b4"):
         assert f"test_latency[{case}]" in collected.stdout and f"test_parity[{case}]" in collected.stdout
-    parity = _run(plugin_env, "-m", "pytest", "-q", "-p", "no:cacheprovider", "benchmarks/test_parity.py",
-                  "benchmarks/test_latency.py", "--benchmark-disable")
+    parity = _run(plugin_env, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suite, "--benchmark-disable")
     assert parity.returncode == 0, parity.stdout[-3000:] + parity.stderr[-2000:]
     assert "8 passed" in parity.stdout, parity.stdout[-1500:]
 

@@ -60,7 +60,7 @@ def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
 
 def _write_ab(report: dict, out_dir: Path) -> dict[str, Path]:
     """An A/B report (``rps-infer bench --ab``): JSON, CSV, Markdown and the ratios with intervals."""
-    from rps_infer.bench.gate.abbench import AB_COLUMNS, markdown
+    from rps_infer.bench.abbench import AB_COLUMNS, markdown
 
     paths = {"json": out_dir / "report.json", "csv": out_dir / "report.csv", "md": out_dir / "report.md",
              "ratios_png": out_dir / "ratios.png"}

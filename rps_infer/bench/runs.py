@@ -102,14 +102,13 @@ def _fps_and_cost(entry: zoo.ZooEntry, report: dict, cost: CostSettings, threads
 def ab(revisions: Sequence[str], entry: zoo.ZooEntry, backends: list[str], batch_sizes: Sequence[int], *,
        threads: int, command: str, progress: Progress = None) -> dict:
     """``BASE [HEAD]``: every backend x batch size timed against both revisions in one run."""
-    from rps_infer.bench.gate.abbench import ab_sweep
-    from rps_infer.bench.gate.revisions import REPO_ROOT
-    from rps_infer.bench.gate.schemas import load_gate_config
+    from rps_infer.bench.abbench import ab_sweep
+    from rps_infer.project import Project
 
     if len(revisions) > 2:
         raise RpsInferError(f"--ab takes BASE [HEAD], got {len(revisions)} revisions")
-    report = ab_sweep(REPO_ROOT, revisions[0], revisions[1] if len(revisions) > 1 else None, entry.name,
-                      backends, batch_sizes, config=load_gate_config(REPO_ROOT), threads=threads, progress=progress)
+    report = ab_sweep(Project.find(), revisions[0], revisions[1] if len(revisions) > 1 else None, entry.name,
+                      backends, batch_sizes, threads=threads, progress=progress)
     return _stamp(report, command, entry)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from rps_infer.bench.suite import run_case
+from rps_infer.bench.pytest_plugin import run_case
 
 
 @pytest.mark.calibration

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from rps_infer.bench.loadgen.generator import LoadSpec
-from rps_infer.bench.suite import run_case
+from rps_infer.bench.pytest_plugin import run_case
 
 # unet-ci b1: one 6x128x128 frame + audio (400 kB) in, 3x128x128 out: the transport cost of a frame.
 # digits-*: the classifiers' ModelInfer round trip (label INT64 + probabilities FP32 back).

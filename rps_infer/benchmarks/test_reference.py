@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from rps_infer.bench.suite import run_case, wants_tensorflow
+from rps_infer.bench.pytest_plugin import run_case, wants_tensorflow
 
 
 @pytest.mark.parametrize("model", ["policy"])

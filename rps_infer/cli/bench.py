@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ab:
         report = runs.ab(args.ab, entry, backends, batch_sizes, threads=args.threads, command=command,
                          progress=progress.status)
-        from rps_infer.bench.gate.abbench import table_lines
+        from rps_infer.bench.abbench import table_lines
 
         return _finish(report, f"{entry.name} A/B on {reports.machine_line(report)}", table_lines(report), args.out)
     if (args.effort_hours is None) != (args.hourly_rate is None):

@@ -2,37 +2,39 @@
 
 Every backend x batch size of one zoo model is timed in the same run against BASE's
 ``rps_infer`` and HEAD's (default: the working tree), interleaved in worker processes
-exactly as the gate does (:mod:`rps_infer.bench.gate.ab`), and reported as ratios with
+exactly as the gate does (:mod:`rps_infer.bench.runners.ab`), and reported as ratios with
 intervals and the gate's verdicts, in the usual report files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from rps_infer.bench.gate.ab import ABSession
-from rps_infer.bench.gate.revisions import Tree, materialise, resolve, share_models
-from rps_infer.bench.gate.schemas import GateConfig
-from rps_infer.bench.gate.verdicts import judge_ab
+from rps_infer.bench.judges.verdicts import judge_ab
+from rps_infer.bench.runners.ab import ABSession
+from rps_infer.bench.runners.revisions import Tree, materialise, resolve, share_models, top_level
 from rps_infer.errors import RpsInferError
+from rps_infer.project import GateConfig, Project
 from rps_infer.tables import render, us
 
 AB_COLUMNS = ("backend", "batch", "base_us", "head_us", "ratio", "low", "high", "verdict", "status", "note")
 
 
-def ab_sweep(root: Path, base_rev: str, head_rev: str | None, model: str, backends: Sequence[str],
-             batch_sizes: Sequence[int], *, config: GateConfig, threads: int = 1,
+def ab_sweep(project: Project, base_rev: str, head_rev: str | None, model: str, backends: Sequence[str],
+             batch_sizes: Sequence[int], *, config: GateConfig | None = None, threads: int = 1,
              progress: Callable[[str], None] | None = None) -> dict:
     """Time ``model`` on every backend x batch size, base against head; the report's fields."""
+    root, config = project.root, config or project.config.gate
+    top = top_level(root)
+    subdir = root.relative_to(top)
     base_commit = resolve(root, base_rev)
     if head_rev is None:
-        head = Tree(root, None, "head")
+        head = Tree(top, None, "head", subdir)
     else:  # a revision: start from the working tree's models where the recipe is the same
-        head = materialise(root, resolve(root, head_rev), "head")
-        share_models(root, head.path)
+        head = materialise(root, resolve(root, head_rev), project.trees_dir, "head", subdir)
+        share_models(top, head.path)
     rows = []
-    with ABSession(materialise(root, base_commit, "base"), head, blocks=config.blocks,
+    with ABSession(materialise(root, base_commit, project.trees_dir, "base", subdir), head, blocks=config.blocks,
                    block_seconds=config.block_seconds, case_seconds=config.case_seconds,
                    interleave=config.interleave, workers=config.workers, threads=threads,
                    tensorflow=any(b.startswith("tf") for b in backends), confidence=config.confidence,

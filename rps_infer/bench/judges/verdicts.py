@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rps_infer.bench.gate.schemas import Relation
-from rps_infer.bench.gate.stats import Interval, log_interval
+from rps_infer.bench.judges.stats import Interval, log_interval
+from rps_infer.project import Relation
 
 
 class Verdict(enum.Enum):
@@ -29,6 +29,7 @@ class Verdict(enum.Enum):
     REGRESSION = "REGRESSION"
     FASTER = "faster"  # significantly faster: reported, never failed
     NEW = "new"  # the base cannot run it (added after the base)
+    REMOVED = "removed"  # the base declares it, the head no longer does
     NO_BASELINE = "no baseline"  # stored mode: the baseline has no such case
     REPORTED = "reported"  # a reference case: context, never failed
     CONTROL = "control"  # a calibration case: bare onnxruntime, the same code on both sides

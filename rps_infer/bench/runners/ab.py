@@ -1,11 +1,14 @@
 """Same-run A/B timing of two source trees (asv ``continuous``'s design, interleaved).
 
 The controller (the pytest process, or ``rps-infer bench --ab``) starts long-lived
-worker processes, :data:`~rps_infer.bench.gate.schemas.GateConfig.workers` per tree, alternately
+worker processes, :attr:`~rps_infer.project.GateConfig.workers` per tree, alternately
 (base 0, head 0, base 1, head 1 ...), each ``python -m rps_infer _bench-worker`` run in
-its own tree with ``PYTHONPATH`` set to that tree and nothing else inherited that
-could redirect the import. What to time comes from the head (case descriptions); how
-each tree builds it is its own code (:mod:`rps_infer.bench.gate.worker`).
+its own tree's project folder with nothing inherited that could redirect an import. A
+tree that carries this project's own ``rps_infer`` is imported from the tree
+(``PYTHONPATH``); a user's repository runs the installed ``rps_infer`` on both sides,
+on each side's own files (models, settings, the user's own Python code). What to time
+comes from the head (case descriptions); how each tree builds it is its code
+(:mod:`rps_infer.bench.runners.worker`).
 
 Per case every worker prepares it (parity checked on both sides), then ``blocks`` block
 pairs are timed (fewer, but at least 10, where they would take more than
@@ -23,7 +26,7 @@ A side of a pair counts by its fastest round. On these shared VMs interference o
 ever adds time, in bursts of 10-100 ms that move a block's median by up to 2x while its
 fastest round stays on the floor (measured: benchmarks/README.md, "The gate"). A pair's
 ratio is head/base of the two sides' fastest rounds;
-:func:`rps_infer.bench.gate.stats.paired_ratio` gives the estimate (the median of the pairwise
+:func:`rps_infer.bench.judges.stats.paired_ratio` gives the estimate (the median of the pairwise
 averaged log ratios) and its interval.
 """
 
@@ -39,12 +42,13 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from rps_infer.bench.gate.revisions import Tree
-from rps_infer.bench.gate.stats import Interval, paired_ratio
-from rps_infer.bench.gate.worker import PROTOCOL
+from rps_infer.bench.judges.stats import Interval, paired_ratio
+from rps_infer.bench.runners.revisions import Tree, share_models
+from rps_infer.bench.runners.worker import PROTOCOL
 from rps_infer.errors import RevisionError, RpsInferError
 
 MIN_ROUND_S = 2e-4  # a timed round lasts at least this long (timer noise < 0.1 %)
@@ -69,6 +73,7 @@ class Worker:
     threads: int = 1
     tensorflow: bool = False
     cpu: int | None = None  # the one CPU every timing worker runs on
+    models: str | None = None  # a manifest overriding the project's (relative: to the tree's project folder)
 
     def start(self) -> None:
         """:meth:`launch` and :meth:`handshake`."""
@@ -78,13 +83,16 @@ class Worker:
     def launch(self) -> None:
         """Start the process (its hello is read by :meth:`handshake`)."""
         env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-        env["PYTHONPATH"] = str(self.tree.path)
+        if self.tree.own_package:
+            env["PYTHONPATH"] = str(self.tree.path)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         command = [sys.executable, "-m", "rps_infer", "_bench-worker", "--tree", str(self.tree.path),
                    "--threads", str(self.threads), *(["--tensorflow"] if self.tensorflow else []),
-                   *(["--cpu", str(self.cpu)] if self.cpu is not None else [])]
+                   *(["--cpu", str(self.cpu)] if self.cpu is not None else []),
+                   *([] if self.tree.own_package else ["--installed"]),
+                   *(["--models", self.models] if self.models else [])]
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(command, cwd=self.tree.path, env=env, stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(command, cwd=self.tree.cwd, env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.name = f"{self.tree.label}{self.index}"
 
@@ -94,15 +102,15 @@ class Worker:
         try:
             hello = self._read(START_TIMEOUT_S)
         except WorkerError as exc:
-            raise RevisionError(f"{self.tree.label} revision {self.tree.describe()} cannot start the A/B worker "
-                                f"(`python -m rps_infer _bench-worker`, protocol {PROTOCOL}); it predates the "
-                                f"A/B gate or is broken: re-record the baseline with `make baseline` on a newer "
-                                f"commit, or pass --gate-base REV [{exc}]") from None
+            raise RevisionError(f"{self.tree.label} revision {self.tree.describe()} ({self.tree.path}) cannot start "
+                                f"the A/B worker (`python -m rps_infer _bench-worker`, protocol {PROTOCOL}); it "
+                                "predates the A/B gate or is broken: re-record the baseline with `rps-infer "
+                                f"baseline` on a newer commit, or pass --gate-base REV [{exc}]") from None
         if hello.get("error") or hello.get("protocol") != PROTOCOL:
             problem = hello.get("error") or f"speaks protocol {hello.get('protocol')}, expected {PROTOCOL}"
-            raise RevisionError(f"{self.tree.label} revision {self.tree.describe()} cannot run the A/B worker "
-                                f"({problem}); if it predates the A/B gate, re-record the baseline with "
-                                "`make baseline` on a newer commit or pass --gate-base REV")
+            raise RevisionError(f"{self.tree.label} revision {self.tree.describe()} ({self.tree.path}) cannot run "
+                                f"the A/B worker ({problem}); if it predates the A/B gate, re-record the baseline "
+                                "with `rps-infer baseline` on a newer commit or pass --gate-base REV")
         self.imported = hello["rps_infer"]
 
     def request(self, op: str, timeout: float = REQUEST_TIMEOUT_S, **fields) -> dict:
@@ -180,8 +188,10 @@ class ABSession:
 
     def __init__(self, base: Tree, head: Tree, *, blocks: int = 40, block_seconds: float = 0.0125,
                  case_seconds: float = 6.0, interleave: int = 1, workers: int = 2, threads: int = 1,
-                 tensorflow: bool = False, confidence: float = 0.90, pin: bool = True) -> None:
+                 tensorflow: bool = False, confidence: float = 0.90, pin: bool = True,
+                 models: str | None = None) -> None:
         self.base, self.head = base, head
+        self.models = models
         self.interleave = interleave
         self.blocks, self.block_seconds, self.confidence = blocks, block_seconds, confidence
         self.case_seconds = case_seconds
@@ -194,8 +204,6 @@ class ABSession:
     def start(self, all_models: bool = False, progress=None, models: list[str] | None = None) -> None:
         """Start the workers alternately; build each tree's zoo, or only ``models`` (sharing
         the head's with the base where the recipes are identical)."""
-        from rps_infer.bench.gate.revisions import share_models
-
         try:
             self._launch()
             if progress:
@@ -215,11 +223,22 @@ class ABSession:
         count, threads, tensorflow = self._specs
         for i in range(count):
             for tree in (self.base, self.head):
-                worker = Worker(tree, i, threads, tensorflow, self.cpu)
+                worker = Worker(tree, i, threads, tensorflow, self.cpu, self.models)
                 self.workers[tree.label].append(worker)
                 worker.launch()
         for worker in (*self.workers["base"], *self.workers["head"]):
             worker.handshake()
+        self._check_imports()
+
+    def _check_imports(self) -> None:
+        """In a user's repository both sides must run one installed ``rps_infer``: only their files differ."""
+        from rps_infer import version
+
+        mine = str(Path(version.__file__).resolve().with_name("__init__.py"))
+        for worker in (*self.workers["base"], *self.workers["head"]):
+            if not worker.tree.own_package and worker.imported != mine:
+                raise RevisionError(f"worker {worker.name} imported {worker.imported}, not the installed rps_infer "
+                                    f"this run uses ({mine}): both revisions must run the same code")
 
     def fresh(self) -> ABSession:
         """A new session on the same trees and settings with new worker processes (models are
@@ -227,7 +246,7 @@ class ABSession:
         session = ABSession(self.base, self.head, blocks=self.blocks, block_seconds=self.block_seconds,
                             case_seconds=self.case_seconds, interleave=self.interleave, workers=self._specs[0],
                             threads=self._specs[1], tensorflow=self._specs[2], confidence=self.confidence,
-                            pin=self.cpu is not None)
+                            pin=self.cpu is not None, models=self.models)
         try:
             session._launch()
         except BaseException:
@@ -318,22 +337,6 @@ def time_pairs(name: str, estimate: float, time_side: Callable[[str, int, dict[s
         result.head.append(fastest["head"])
     result.interval = paired_ratio(np.array(result.head), np.array(result.base), confidence)
     return result
-
-
-def measure_inprocess(name: str, base: Callable[[], object], head: Callable[[], object], *, blocks: int,
-                      block_seconds: float, case_seconds: float, interleave: int, confidence: float) -> ABResult:
-    """:func:`time_pairs` of two callables in this process (the same code on two model files, so
-    nothing but the model differs between the sides)."""
-    from rps_infer.bench.timing import Plan, estimate, measure
-
-    fns = {"base": base, "head": head}
-    base()
-
-    def time_side(side: str, j: int, plan: dict[str, int]) -> list[float]:
-        return measure(fns[side], Plan(**plan)).tolist()
-
-    return time_pairs(name, estimate(head), time_side, blocks=blocks, block_seconds=block_seconds,
-                      case_seconds=case_seconds, interleave=interleave, confidence=confidence)
 
 
 def block_plan(estimate: float, block_seconds: float, interleave: int = 1) -> dict[str, int]:
