@@ -19,14 +19,14 @@ demo: $(STAMP)
 # Unit, property and parity tests (each benchmark body runs once), then the timed suite
 # with the regression gate: A/B against the commit the baseline names, in the same run.
 test: $(STAMP)
-	$(BIN)/ruff check rps_infer tests benchmarks scripts examples
-	$(BIN)/python -m pytest tests benchmarks --benchmark-disable
-	$(BIN)/python -m pytest benchmarks --benchmark-only --gate
+	$(BIN)/ruff check rps_infer tests scripts examples
+	$(BIN)/python -m pytest tests --pyargs rps_infer.benchmarks --benchmark-disable
+	$(BIN)/rps-infer gate
 
 # Rewrite benchmarks/baselines/<runner-class>.json from 5 fresh runs (medians) of this
 # commit; refuses a dirty tree (the file names the commit it measured).
 baseline: $(STAMP)
-	$(BIN)/python -m rps_infer.bench.gate.baseline --repetitions 5
+	$(BIN)/rps-infer baseline --repetitions 5
 
 bench: $(STAMP)
 	$(BIN)/rps-infer bench
@@ -39,7 +39,7 @@ protos: $(STAMP)
 	$(BIN)/python -m rps_infer.serving.protos.generate
 
 lint: $(STAMP)
-	$(BIN)/ruff check rps_infer tests benchmarks scripts examples
+	$(BIN)/ruff check rps_infer tests scripts examples
 
 models: $(STAMP)
 	$(BIN)/rps-infer models build

@@ -34,7 +34,7 @@ from rps_infer.serving.server import READY_LINE
 from .server_process import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
-IN_PROCESS = ("convert", "quantize", "verify", "info", "models")
+IN_PROCESS = ("convert", "quantize", "verify", "info", "models", "init", "baseline", "gate")
 SUBPROCESS = ("serve", "soak", "bench")
 # Markers of an accepted long-running command: serve is ready, bench measured, soak reported a window.
 ACCEPTED = (READY_LINE.split("{")[0], "[1/", "req/s")

@@ -25,8 +25,10 @@ from rps_infer.errors import ParityError, RpsInferError
 from rps_infer.version import VERSION
 
 EXIT_OK, EXIT_MISMATCH, EXIT_UNUSABLE, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED = 0, 1, 2, 130, 141
-COMMANDS = ("convert", "quantize", "verify", "info", "models", "bench", "serve", "soak", "demo")
-BAR_COMMANDS = ("convert", "quantize", "verify", "models", "bench", "demo")  # serve and soak print as they go
+COMMANDS = ("convert", "quantize", "verify", "info", "models", "bench", "serve", "soak", "init", "baseline", "gate",
+            "demo")
+# serve, soak and gate print as they go
+BAR_COMMANDS = ("convert", "quantize", "verify", "models", "bench", "init", "baseline", "demo")
 # First match wins; anything else is a bug: its traceback is shown.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (ParityError, EXIT_MISMATCH),
