@@ -155,7 +155,7 @@ def client_loop(calls: Sequence[tuple], begin: float, end: float, offset: int = 
     from rps_infer.serving.status import ASK_REPLICA, REPLICA_KEY
 
     records: list[tuple[float, float, str]] = []
-    answered: list[str] = []  # apart: the records line is the one benchmarks/planted.py plants a miscount into
+    answered: list[str] = []  # apart: the records line is the one tests/planted.py plants a miscount into
     i = offset
     while time.monotonic() < begin:
         time.sleep(0.001)
