@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import onnx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import rps_infer.convert as convert_module
@@ -34,18 +34,18 @@ PATHS = [
 ]
 
 
-def _source(tmp_path, weights, suffix):
-    """``weights`` as a file of the given format (converted from Go JSON if needed)."""
+def _sources(tmp_path, weights):
+    """``weights`` as a file of each source format, by suffix (converted from Go JSON once:
+    every path from that format starts from the same file)."""
     go = gojson.write(weights, tmp_path / "src.json")
-    if suffix == ".json":
-        return go
-    target = {".pt": "torch", ".keras": "keras"}[suffix]
-    return convert(go, target, tmp_path / f"src{suffix}").path
+    return {".json": go, ".pt": convert(go, "torch", tmp_path / "src.pt").path,
+            ".keras": convert(go, "keras", tmp_path / "src.keras").path}
 
 
 def _convert_all_paths(tmp_path, weights):
+    sources = _sources(tmp_path, weights)
     for i, (src_suffix, target, out_suffix, exporter) in enumerate(PATHS):
-        src = _source(tmp_path, weights, src_suffix)
+        src = sources[src_suffix]
         out = tmp_path / f"out{i}{out_suffix}"
         result = convert(src, target, out, exporter=exporter or "dynamo")
         assert result.report, str(result.report)
@@ -62,13 +62,17 @@ def _convert_all_paths(tmp_path, weights):
 
 
 @pytest.mark.slow
-@settings(max_examples=10)
+@settings(max_examples=5)  # about 3 s each: 9 conversions, 2 of them PyTorch's dynamo exporter
 @given(
     kind=st.sampled_from(["policy", "value"]),
     inputs=st.integers(1, 128), hidden=st.integers(1, 256), outputs=st.integers(1, 16),
     seed=st.integers(0, 2**32 - 1),
     scale=st.sampled_from([1.0, 1.0, 30.0, 1000.0]),  # 1000: saturating, logits in the thousands
 )
+# Both heads saturated, every run: the derandomised CI profile's first 10 examples drew no
+# policy above scale 1 and its first 5 no scale above 1 at all.
+@example(kind="policy", inputs=81, hidden=64, outputs=9, seed=1, scale=1000.0)
+@example(kind="value", inputs=81, hidden=64, outputs=1, seed=2, scale=1000.0)
 def test_every_conversion_path_keeps_parity_on_random_mlps(tmp_path_factory, kind, inputs, hidden, outputs,
                                                            seed, scale):
     weights = random_weights(np.random.default_rng(seed), kind, inputs, hidden,

@@ -1,11 +1,12 @@
 """The FPS / cost report (arithmetic checked by hand) and the multi-process throughput runs."""
 
+import functools
 import json
 
 import pytest
 
 from rps_infer import zoo
-from rps_infer.bench import cost
+from rps_infer.bench import cost, processes
 from rps_infer.bench.processes import run_processes, scaling
 from rps_infer.cli import main
 from rps_infer.errors import ProviderUnavailableError, RpsInferError
@@ -77,8 +78,11 @@ def test_process_runs_refuse_zero_processes_and_name_a_missing_provider(policy_e
 
 def test_bench_writes_the_fps_and_cost_report_with_plots(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RPS_INFER_ZOO", str(zoo.default_zoo_path()))
+    # The report's content, not its figures: each of the four process runs warms up for 0.2 s
+    # (not 2) and counts 0.5 s of calls; test_two_processes_run_the_same_window_and_add_up checks them.
+    monkeypatch.setattr(processes, "run_processes", functools.partial(processes.run_processes, warmup_s=0.2))
     assert main(["bench", "--model", "unet-ci", "--backends", "onnxrt-cpu,pyt-cpu", "--batch-sizes", "1,2",
-                 "--budget", "0.01", "--processes", "2", "--process-seconds", "1", "--cost-per-hour", "2.5",
+                 "--budget", "0.01", "--processes", "2", "--process-seconds", "0.5", "--cost-per-hour", "2.5",
                  "--effort-hours", "40", "--hourly-rate", "100", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "FPS" in out and "USD per 1,000 FPS-hours" in out

@@ -25,7 +25,9 @@ from rps_infer.nets import digits
 from .onnx_graphs import slow_graph
 from .server_process import ServerProcess, free_ports
 
-SOAK_S, SOAK_CLIENTS, SOAK_PROCESSES = 20, 32, 4
+# 10 s (about 33k calls here) with at most 5 % memory growth: a leak as small per call as
+# 20 s with 10 % caught; the growth measured +0.5 % to +0.9 % in three 10 s runs.
+SOAK_S, SOAK_CLIENTS, SOAK_PROCESSES, MAX_RSS_GROWTH = 10, 32, 4, 0.05
 
 
 def _zoo_models(built_zoo):
@@ -37,14 +39,14 @@ def test_bounded_soak_has_no_errors_no_stuck_calls_and_flat_memory(built_zoo, tm
         proc = subprocess.run(
             [sys.executable, "-m", "rps_infer.cli", "soak", "--target", server.target, "--duration", str(SOAK_S),
              "--concurrency", str(SOAK_CLIENTS), "--processes", str(SOAK_PROCESSES), "--server-pid",
-             str(server.pid), "--max-rss-growth", "0.10", "--out", str(tmp_path)],
+             str(server.pid), "--max-rss-growth", str(MAX_RSS_GROWTH), "--out", str(tmp_path)],
             capture_output=True, text=True, timeout=300)
         assert server.proc.poll() is None
     report = json.loads((tmp_path / "soak.json").read_text())
     print("\n" + proc.stdout.strip().splitlines()[-2])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert report["errors"] == {} and report["stuck"] == 0 and report["requests"] > 1000
-    assert report["rss_growth"] < 0.10
+    assert report["rss_growth"] < MAX_RSS_GROWTH
     assert len(report["windows"]) >= SOAK_S
 
 
@@ -153,7 +155,9 @@ def test_model_files_deleted_or_replaced_after_loading_do_not_affect_serving(bui
 
 
 def test_sigterm_under_load_loses_no_accepted_call(built_zoo, tmp_path):
-    slow = slow_graph(tmp_path / "slow.onnx")  # several hundred ms per call: many calls in flight
+    # Half a second a call here (20 MatMuls): 8 clients keep the server's 2 handler threads busy,
+    # so 8 calls are in flight at the signal and the drain takes seconds (calls sent then are refused).
+    slow = slow_graph(tmp_path / "slow.onnx", repeats=20)
     one = np.ones((1, 4), np.float32)
     records: list[tuple[float, str]] = []
     stop = threading.Event()
@@ -173,7 +177,7 @@ def test_sigterm_under_load_loses_no_accepted_call(built_zoo, tmp_path):
         threads = [threading.Thread(target=client, args=(server.target,)) for _ in range(8)]
         for t in threads:
             t.start()
-        time.sleep(2.0)
+        time.sleep(1.0)
         signalled = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(60) == 0

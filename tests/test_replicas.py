@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import signal
 import threading
@@ -16,7 +17,7 @@ import grpc
 import numpy as np
 import pytest
 
-from rps_infer.bench.loadgen.generator import STARTUP_S, LoadSpec, run_load
+from rps_infer.bench.loadgen.generator import ClientPool, LoadSpec, run_load
 from rps_infer.bench.report import grpc_table_lines
 from rps_infer.cli import args as common
 from rps_infer.client import (
@@ -34,8 +35,8 @@ from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
 
 from .server_process import ServerProcess
 
-CLIENTS, WARMUP_S, LOAD_S = 4, 0.5, 8.0
-KILL_AT, TERM_AT = 1.5, 3.5  # seconds after the load is seen running (LOAD_S leaves 3 s for a late start)
+CLIENTS, WARMUP_S, LOAD_S = 4, 0.5, 5.5
+KILL_AT, TERM_AT = 1.5, 3.5  # seconds after the load is seen running (LOAD_S leaves 2.5 s after the SIGTERM)
 CHECKER_THREADS = 16
 SETTLE_S = 0.5  # after a fault, calls still ending on the old replica are the ones it had in flight
 
@@ -146,12 +147,16 @@ def _fail_over(built_zoo, retries: bool, checker: bool):
     result, the replicas' names, the faults' times (seconds since the load began), the
     SIGTERMed replica's exit code and the checker."""
     with contextlib.ExitStack() as stack:
+        # The load begins as soon as its client processes are ready (the faults wait for their
+        # connections), not after the floor a timed run leaves them to spawn.
+        prompt = stack.enter_context(pytest.MonkeyPatch.context())
+        prompt.setattr(ClientPool, "__init__", functools.partialmethod(ClientPool.__init__, startup_s=0.0))
         servers = [stack.enter_context(ServerProcess(*_models(built_zoo))) for _ in range(3)]
         target = ",".join(s.target for s in servers)
         check = _Checker(built_zoo, target) if checker else None
         faults: dict[str, float] = {}
         done = threading.Event()
-        earliest = time.monotonic() + STARTUP_S + WARMUP_S
+        earliest = time.monotonic() + WARMUP_S  # the load begins no sooner
         expected = CLIENTS + (2 if checker else 0)  # the checker's two clients hold one connection each
         injector = threading.Thread(target=_inject_faults, args=(servers, expected, earliest, faults, done))
         injector.start()

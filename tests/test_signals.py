@@ -2,7 +2,11 @@
 catches the KeyboardInterrupt and carries on (seen: 5 of 12 Ctrl-Cs during a U-Net conversion
 were swallowed, the file written, exit 0)."""
 
+import concurrent.futures
 import contextlib
+import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -59,22 +63,68 @@ def test_python_m_exits_130_after_a_caught_ctrl_c_in_string_code(tmp_path, exit_
     assert code == (130 if exit_call.startswith("signals.") else -signal.SIGINT)
 
 
+def _signal_in_phase(argv: list[str], phase: str, delay: float, signum: int, timeout: float = 120.0):
+    """Run the CLI on a pseudo-terminal, whose progress bar names the phase it is in, and send
+    ``signum`` ``delay`` seconds after ``phase`` is drawn; (exit code, what it drew before the
+    signal, all it drew)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "rps_infer.cli", *argv], stdin=follower, stdout=follower,
+                            stderr=follower)
+    os.close(follower)
+    drawn, before, send_at = b"", None, None
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if send_at is None and phase.encode() in drawn:
+                send_at = time.monotonic() + delay
+            if before is None and send_at is not None and time.monotonic() >= send_at:
+                before = drawn.decode(errors="replace")
+                assert proc.poll() is None, f"the command ended {delay} s into {phase!r}: nothing was interrupted"
+                proc.send_signal(signum)
+            if select.select([leader], [], [], 0.05)[0]:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # the terminal closed: the process has ended
+                    break
+                if not chunk:
+                    break
+                drawn += chunk
+            elif proc.poll() is not None:
+                break
+        return proc.wait(timeout), before, drawn.decode(errors="replace")
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+
+
+# (signal, the phase its bar shows, seconds into it, the phase that must not have begun yet)
+PHASES = [(signal.SIGINT, "starting", 0.3, "writing"),  # imports, opening the model
+          (signal.SIGINT, "writing unet.onnx", 1.0, "proving"),  # PyTorch's exporter
+          (signal.SIGINT, "parity at batch", 1.0, "parity proven"),  # the proof (the file is on disk)
+          (signal.SIGTERM, "writing unet.onnx", 2.0, "proving")]
+
+
 @pytest.mark.slow
 def test_ctrl_c_at_any_point_of_a_long_conversion_stops_it_and_leaves_no_file(built_zoo, tmp_path):
     """The U-Net conversion (export, then parity at three batch sizes) interrupted early, in
-    the export, and in the parity proof; then SIGTERM once."""
+    the export, and in the parity proof; then SIGTERM once. Each signal is sent in the phase
+    the progress bar shows (a terminal's Ctrl-C), so neither a busy machine nor running the
+    four conversions side by side (the short ones while the third exports) moves it into another."""
     source = built_zoo["unet-ci"].artifacts()["pt"]
-    for i, (signum, after) in enumerate([(signal.SIGINT, 1.0), (signal.SIGINT, 4.0), (signal.SIGINT, 12.0),
-                                         (signal.SIGTERM, 6.0)]):
-        out = tmp_path / f"run{i}"
-        out.mkdir()
-        proc = subprocess.Popen([sys.executable, "-m", "rps_infer.cli", "convert", str(source), "--to", "onnx",
-                                 "--out", str(out / "unet.onnx")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-        time.sleep(after)
-        assert proc.poll() is None, f"the conversion ended before {after} s: nothing was interrupted"
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == signals.EXIT_CODES[signum], (signum, after, err[-2000:])
-        assert "Traceback" not in err
-        assert list(out.iterdir()) == [], f"left {list(out.iterdir())} after the signal at {after} s"
+
+    def interrupted(i: int):
+        signum, phase, after, _ = PHASES[i]
+        (tmp_path / f"run{i}").mkdir()
+        argv = ["convert", str(source), "--to", "onnx", "--out", str(tmp_path / f"run{i}" / "unet.onnx")]
+        return _signal_in_phase(argv, phase, after, signum)
+
+    with concurrent.futures.ThreadPoolExecutor(len(PHASES)) as pool:
+        runs = list(pool.map(interrupted, range(len(PHASES))))
+    for i, ((signum, phase, after, not_yet), (code, before, drawn)) in enumerate(zip(PHASES, runs, strict=True)):
+        assert before is not None, f"never reached {phase!r}: {drawn[-2000:]}"
+        assert not_yet not in before, f"past {phase!r} already when signalled {after} s into it"
+        assert code == signals.EXIT_CODES[signum], (signum, phase, drawn[-2000:])
+        assert "Traceback" not in drawn
+        left = list((tmp_path / f"run{i}").iterdir())
+        assert left == [], f"left {left} after the signal {after} s into {phase!r}"

@@ -8,6 +8,8 @@ its settings :class:`~rps_infer.project.GateConfig`. A gated run that judged not
 
 from __future__ import annotations
 
+import numpy as np
+
 from rps_infer.bench.judges.baselines import BaselineFile
 from rps_infer.bench.judges.verdicts import (
     GateRow,
@@ -48,7 +50,8 @@ class GateJudge:
         if result.status == "compared":
             row = judge_ab(name, group, result.interval, result.median("base"), result.median("head"), threshold)
         elif result.status == "new":
-            row = GateRow(name, group, "ab", None, None, Verdict.NEW, threshold, note=result.reason)
+            head = float(np.median(result.head_samples)) if result.head_samples else None
+            row = GateRow(name, group, "ab", None, head, Verdict.NEW, threshold, note=result.reason)
         else:
             return None
         return self.record(row) if record else row

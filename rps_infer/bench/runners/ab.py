@@ -270,11 +270,15 @@ class ABSession:
         head_fail = next((r for r in replies["head"] if not r["ok"]), None)
         if head_fail is not None:
             return ABResult(name, head_fail["status"], head_fail["reason"])
-        base_fail = next((r for r in replies["base"] if not r["ok"]), None)
-        if base_fail is not None:
-            return ABResult(name, "new", f"the base cannot run it ({base_fail['status']}: {base_fail['reason']})")
         estimate = float(np.median([r["estimate"] for r in replies["head"]]))
         count = len(self.workers["base"])
+        base_fail = next((r for r in replies["base"] if not r["ok"]), None)
+        if base_fail is not None:  # new in the head: timed there alone, so its latency is reported
+            plan = block_plan(estimate, self.block_seconds)
+            samples = [t for j in range(MIN_BLOCKS) for t in self.workers["head"][j % count].request(
+                "time", id=case_id, **plan)["samples"]]
+            return ABResult(name, "new", f"the base cannot run it ({base_fail['status']}: {base_fail['reason']})",
+                            head_samples=samples, info=replies["head"][0]["info"])
 
         def time_side(side: str, j: int, plan: dict[str, int]) -> list[float]:
             return self.workers[side][j % count].request("time", id=case_id, **plan)["samples"]
