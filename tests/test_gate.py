@@ -265,7 +265,7 @@ class _FakeSession:
         self.looks = looks
         self.fresh_sessions = 0
 
-    def measure(self, name, case):
+    def measure(self, name, case, light=False):
         from rps_infer.bench.judges.stats import paired_ratio
         from rps_infer.bench.runners.ab import ABResult
 

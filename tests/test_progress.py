@@ -1,48 +1,17 @@
 """Long work shows a bar on a terminal; logs get plain status lines; --quiet silences both."""
 
-import os
-import pty
-import select
-import subprocess
-import sys
 
 import pytest
 
 from rps_infer import progress
 from rps_infer.cli import main
-
-
-def _on_a_terminal(argv: list[str], timeout: float = 120.0) -> tuple[int, str]:
-    """Run the CLI with stdout and stderr on a pseudo-terminal; (exit code, what it drew)."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "rps_infer.cli", *argv], stdin=follower, stdout=follower,
-                            stderr=follower)
-    os.close(follower)
-    drawn = b""
-    try:
-        while True:
-            ready, _, _ = select.select([leader], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # the terminal closed: the process has ended
-                    break
-                if not chunk:
-                    break
-                drawn += chunk
-            elif proc.poll() is not None:
-                break
-        return proc.wait(timeout), drawn.decode(errors="replace")
-    finally:
-        os.close(leader)
-        if proc.poll() is None:
-            proc.kill()
+from tests.terminal import on_a_terminal
 
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_convert_draws_its_phases_on_a_terminal_unless_quiet(built_zoo, tmp_path, quiet):
     out = tmp_path / "policy.onnx"
-    code, drawn = _on_a_terminal(["convert", str(built_zoo["policy"].source), "--to", "onnx", "--out", str(out),
+    code, drawn = on_a_terminal(["convert", str(built_zoo["policy"].source), "--to", "onnx", "--out", str(out),
                                   *(["--quiet"] if quiet else [])])
     assert code == 0 and out.is_file(), drawn[-2000:]
     assert "wrote" in drawn

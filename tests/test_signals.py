@@ -4,9 +4,6 @@ were swallowed, the file written, exit 0)."""
 
 import concurrent.futures
 import contextlib
-import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -18,6 +15,7 @@ import rps_infer.cli.info as info_command
 from rps_infer import signals
 from rps_infer.cli import main
 from rps_infer.util import atomic_write
+from tests.terminal import on_a_terminal
 
 
 def _swallowing_writer(path):
@@ -67,35 +65,18 @@ def _signal_in_phase(argv: list[str], phase: str, delay: float, signum: int, tim
     """Run the CLI on a pseudo-terminal, whose progress bar names the phase it is in, and send
     ``signum`` ``delay`` seconds after ``phase`` is drawn; (exit code, what it drew before the
     signal, all it drew)."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "rps_infer.cli", *argv], stdin=follower, stdout=follower,
-                            stderr=follower)
-    os.close(follower)
-    drawn, before, send_at = b"", None, None
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if send_at is None and phase.encode() in drawn:
-                send_at = time.monotonic() + delay
-            if before is None and send_at is not None and time.monotonic() >= send_at:
-                before = drawn.decode(errors="replace")
-                assert proc.poll() is None, f"the command ended {delay} s into {phase!r}: nothing was interrupted"
-                proc.send_signal(signum)
-            if select.select([leader], [], [], 0.05)[0]:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # the terminal closed: the process has ended
-                    break
-                if not chunk:
-                    break
-                drawn += chunk
-            elif proc.poll() is not None:
-                break
-        return proc.wait(timeout), before, drawn.decode(errors="replace")
-    finally:
-        os.close(leader)
-        if proc.poll() is None:
-            proc.kill()
+    state: dict = {"send_at": None, "before": None}
+
+    def watch(drawn: bytes, proc) -> None:
+        if state["send_at"] is None and phase.encode() in drawn:
+            state["send_at"] = time.monotonic() + delay
+        if state["before"] is None and state["send_at"] is not None and time.monotonic() >= state["send_at"]:
+            state["before"] = drawn.decode(errors="replace")
+            assert proc.poll() is None, f"the command ended {delay} s into {phase!r}: nothing was interrupted"
+            proc.send_signal(signum)
+
+    code, drawn = on_a_terminal(argv, watch, timeout)
+    return code, state["before"], drawn
 
 
 # (signal, the phase its bar shows, seconds into it, the phase that must not have begun yet)

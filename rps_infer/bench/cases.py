@@ -171,6 +171,10 @@ class CaseBuilder:
         """An activated backend, shared by every case of that model and spec."""
         return self._shared((model, spec), lambda: self.entry(model).backend(spec, threads=self.threads), spec)
 
+    def reference(self, model: str):
+        """The model's reference backend, activated once for all its cases."""
+        return self._shared(("reference", model), lambda: self.entry(model).reference_backend(), "")
+
     def _shared(self, key: tuple, open_backend: Callable[[], object], spec: str):
         """The backend ``open_backend()`` gives, activated once; its failure is remembered as the
         case error every later case of the same key gets."""
@@ -206,7 +210,7 @@ class CaseBuilder:
         backend = self.backend(case["model"], case["backend"])
         batch = int(case["batch"])
         feeds = entry.feeds(backend.input_specs, batch, seed=batch)
-        parity = entry.check_parity(backend, case["backend"], (batch,))
+        parity = entry.check_parity(backend, case["backend"], (batch,), reference=self.reference(case["model"]))
         if not parity:
             raise CaseParityError(str(parity))
         info = backend.describe()

@@ -195,8 +195,13 @@ class Harness:
         return measured
 
     def _inprocess(self) -> InProcessRunner:
+        """The runner of this process, the declared models built first (those not up to date)."""
         if self._runner is None:
-            self._runner = InProcessRunner(self._entries(), self.settings.threads, self.project.root)
+            from rps_infer import zoo
+
+            entries = self._entries()
+            zoo.build([e for e in entries.values() if e.ci or self.settings.all_models])
+            self._runner = InProcessRunner(entries, self.settings.threads, self.project.root)
         return self._runner
 
     def _entries(self) -> dict:
@@ -231,7 +236,8 @@ class Harness:
 
     def _measure_ab(self, session: ABSession, case: Case) -> Measurement:
         self._cases[case.name] = case.description
-        result = session.measure(case.name, case.description)
+        reported = self.judge.group_of(case.name, case.group) == "reference"
+        result = session.measure(case.name, case.description, light=reported)
         if result.status in ("unavailable", "unsupported", "parity", "error"):
             return Measurement(case, result.status, reason=result.reason)
         row = self.judge.judge_ab(case.name, case.group, result)

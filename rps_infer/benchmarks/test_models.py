@@ -25,7 +25,8 @@ def test_parity(rps_case_builder, case):
     except CaseParityError as exc:
         pytest.fail(str(exc), pytrace=False)
     report = entry.check_parity(backend, case.backend, sorted({1, 3, case.batch}), seed=11,
-                                reference_label=entry.reference, candidate_label=case.id)
+                                reference=rps_case_builder.reference(case.model), reference_label=entry.reference,
+                                candidate_label=case.id)
     assert report, str(report)
 
 

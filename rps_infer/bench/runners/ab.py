@@ -261,8 +261,9 @@ class ABSession:
                 worker.stop()
         self.workers = {"base": [], "head": []}
 
-    def measure(self, name: str, case: dict) -> ABResult:
-        """Prepare ``case`` on every worker, then time it in interleaved block pairs."""
+    def measure(self, name: str, case: dict, light: bool = False) -> ABResult:
+        """Prepare ``case`` on every worker, then time it in interleaved block pairs (``light``: the
+        fewest pairs, one slice per side: context for a case that is reported, never judged)."""
         self._ids += 1
         case_id = f"c{self._ids}"
         replies = {side: [w.request("prepare", id=case_id, case=case) for w in self.workers[side]]
@@ -283,9 +284,10 @@ class ABSession:
         def time_side(side: str, j: int, plan: dict[str, int]) -> list[float]:
             return self.workers[side][j % count].request("time", id=case_id, **plan)["samples"]
 
-        return time_pairs(name, estimate, time_side, blocks=self.blocks, block_seconds=self.block_seconds,
-                          case_seconds=self.case_seconds, interleave=self.interleave, confidence=self.confidence,
-                          workers=count, info=replies["head"][0]["info"])
+        return time_pairs(name, estimate, time_side, blocks=MIN_BLOCKS if light else self.blocks,
+                          block_seconds=self.block_seconds, case_seconds=self.case_seconds,
+                          interleave=1 if light else self.interleave, confidence=self.confidence, workers=count,
+                          info=replies["head"][0]["info"])
 
     def measure_pair(self, name: str, faster: dict, than: dict) -> ABResult:
         """Two cases of the head tree timed against each other in the head's workers, in
