@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,14 +85,16 @@ def test_the_users_pytest_file_passes_and_its_gate_catches_a_slower_model(user):
         from mynet import Net
     finally:
         sys.path.remove(str(user))
-    torch.save({"state_dict": Net(width=64).state_dict()}, user / "wide.pth")
-    wide = _cli(user, "convert", "wide.pth", *HINTS[:2], "--torch-kwargs", '{"width": 64}', *HINTS[4:], "--to",
+    torch.save({"state_dict": Net(width=32).state_dict()}, user / "wide.pth")  # twice as wide: ~4x the work
+    wide = _cli(user, "convert", "wide.pth", *HINTS[:2], "--torch-kwargs", '{"width": 32}', *HINTS[4:], "--to",
                 "onnx", "--exporter", "legacy", "--out", "model.onnx")
     try:
         assert wide.returncode == 0, wide.stderr
         slower = _run(user, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_model.py", "-k", "latency",
                       "--gate", "--gate-base", "HEAD")
-        assert slower.returncode == 1 and "latency regression: test_onnx_latency_at_batch_1" in slower.stdout
+        found = re.search(r"latency regression: test_onnx_latency_at_batch_1 x(\d+\.\d+)", slower.stdout)
+        assert slower.returncode == 1 and found and float(found.group(1)) > 1.5, slower.stdout[-3000:]
+        print(f"the twice-as-wide network: x{found.group(1)}")
     finally:
         _git(user, "checkout", "model.onnx")  # the committed export, for the other tests
 

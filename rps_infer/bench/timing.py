@@ -58,11 +58,12 @@ def measure(fn: Callable[[], object], plan: Plan, until: float | None = None) ->
     return np.array(samples)
 
 
-def estimate(fn: Callable[[], object]) -> float:
-    """Seconds per call after a short warm-up (at least 3 calls or 0.1 s)."""
+def estimate(fn: Callable[[], object], seconds: float = 0.03) -> float:
+    """Seconds per call after a short warm-up (at least 3 calls or ``seconds``): enough to size a
+    round of >= 0.2 ms, which is all it is for."""
     fn()
     first = float(measure(fn, Plan(rounds=1, iterations=1, warmup=0))[0])
-    calls = int(np.clip(0.1 / max(first, 1e-7), 3, 20000))
+    calls = int(np.clip(seconds / max(first, 1e-7), 3, 20000))
     return float(np.median(measure(fn, Plan(rounds=5, iterations=max(1, calls // 5), warmup=0))))
 
 
