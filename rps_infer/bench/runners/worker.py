@@ -26,6 +26,7 @@ files: the worker imports the installed ``rps_infer`` and refuses any loaded fro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -94,6 +95,14 @@ def _loaded_modules(tree: Path, inside: bool) -> list[str]:
     return found
 
 
+def pin_process(cpu: int) -> None:
+    """Every thread of this process on ``cpu`` (threads started later inherit it). Done after the
+    imports, so that the workers of a run import on every CPU at once, not one after another."""
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), {cpu})
+
+
 def suite_builder(threads: int, server_cpus: set[int] | None, manifest: Path | None) -> CaseBuilder:
     """A builder for the suite the project around this folder declares; a tree that declares
     none (a revision before ``rps-infer init``) builds nothing: its cases are new."""
@@ -121,10 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the tree holds no rps_infer: use the installed one (a user's repository)")
     parser.add_argument("--models", type=Path, default=None, help="the model manifest (default: the project's)")
     args = parser.parse_args(argv)
-    server_cpus = None
-    if args.cpu is not None:
-        server_cpus = os.sched_getaffinity(0) - {args.cpu} or None
-        os.sched_setaffinity(0, {args.cpu})
+    server_cpus = None if args.cpu is None else os.sched_getaffinity(0) - {args.cpu} or None
     # The protocol owns the real stdout; anything a framework prints goes to stderr.
     channel = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
@@ -143,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 
     pin_threads(args.threads, ("pyt", "tf") if args.tensorflow else ("pyt",))
     builder = suite_builder(args.threads, server_cpus, args.models)
+    if args.cpu is not None:
+        pin_process(args.cpu)
     prepared: dict[str, Prepared] = {}
     channel.write(json.dumps(hello) + "\n")
     try:
