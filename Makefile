@@ -20,7 +20,7 @@ demo: $(STAMP)
 # with the regression gate: A/B against the commit the baseline names, in the same run.
 test: $(STAMP)
 	$(BIN)/ruff check rps_infer tests scripts examples
-	$(BIN)/python -m pytest tests --pyargs rps_infer.benchmarks --benchmark-disable --durations=15
+	$(BIN)/python -m pytest tests --pyargs rps_infer.benchmarks --benchmark-disable --durations=25
 	$(BIN)/rps-infer gate
 
 # Rewrite benchmarks/baselines/<runner-class>.json from 5 fresh runs (medians) of this
