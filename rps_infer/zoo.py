@@ -144,7 +144,8 @@ class ZooEntry:
         from rps_infer.runtime import open_backend
 
         role = registry.get(BackendSpec.parse(spec).backend).artifact
-        path = self.source if role is None else self.artifacts().get(role)
+        # A backend with no artifact role of its own (numpy) runs the source: a family's, or a user's file.
+        path = (self.source or getattr(self.params, "path", None)) if role is None else self.artifacts().get(role)
         if path is None:
             raise RpsInferError(f"backend {spec!r} cannot run {self.name}; "
                                 f"its artifacts are {sorted(self.artifacts())}")

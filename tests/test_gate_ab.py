@@ -10,6 +10,7 @@ small selection of the zoo's declared suite, as CI would: ``pytest rps_infer/ben
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,12 +68,28 @@ def test_gate_fails_a_planted_slowdown_and_passes_the_same_code(proof_repo, tmp_
     assert commit_b != commit_a
 
 
-def test_a_gated_run_that_times_nothing_fails(proof_repo, tmp_path):
-    repo, commit_a = proof_repo
-    run = subprocess.run([sys.executable, "-m", "pytest", SUITE, "--benchmark-only",
+@pytest.fixture(scope="module")
+def small_project(tmp_path_factory) -> tuple[Path, str]:
+    """A repository declaring one model that needs no framework (the Go JSON policy on the float64
+    numpy reference), committed: the gate's modes, quick."""
+    repo = tmp_path_factory.mktemp("small") / "repo"
+    (repo / "tests").mkdir(parents=True)
+    shutil.copy(REPO / "fixtures" / "policy.json", repo / "policy.json")
+    (repo / "rps_infer.toml").write_text('[models.policy]\npath = "policy.json"\n')
+    suite = "from rps_infer.benchmarks.test_models import test_latency  # noqa: F401\n"
+    (repo / "tests" / "test_models.py").write_text(suite)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "A"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True)
+    return repo, commit.stdout.strip()
+
+
+def test_a_gated_run_that_times_nothing_fails(small_project):
+    repo, commit_a = small_project
+    run = subprocess.run([sys.executable, "-m", "pytest", "tests/test_models.py", "--benchmark-only",
                           "--gate", f"--gate-base={commit_a}", "-k", "no-such-case", "-p", "no:cacheprovider"],
                          cwd=repo, capture_output=True, text=True, timeout=300)
-    assert run.returncode != 0 and "no case was compared" in run.stdout
+    assert run.returncode != 0 and "no case was compared" in run.stdout, run.stdout[-2000:]
 
 
 def test_an_unknown_base_is_one_line_with_the_fix(proof_repo):
@@ -161,16 +178,16 @@ def test_a_revision_extracted_from_a_subfolder_is_the_whole_tree_and_a_wrong_cac
     assert f"cached tree {poisoned} of {commit_a[:10]} is not that commit's layout" in capfd.readouterr().err
 
 
-def test_stored_mode_times_here_and_fails_a_case_three_times_its_baseline(tmp_path):
+def test_stored_mode_times_here_and_fails_a_case_three_times_its_baseline(small_project, tmp_path):
     """Stored mode (a checkout without history, or --gate-mode stored): this run against stored
     numbers. A baseline made a moment ago passes (with room for VM noise); the same baseline at a
     third of the time fails."""
     import rps_infer.bench.baseline as baseline_tool
 
-    selection = [SUITE, "--backends", "onnxrt-cpu", "-k", "test_latency and policy-onnxrt-cpu-b1",
-                 "--benchmark-only", "-p", "no:cacheprovider"]
+    repo, _ = small_project
+    selection = ["tests/test_models.py", "--benchmark-only", "-p", "no:cacheprovider"]
     run = subprocess.run([sys.executable, "-m", "pytest", *selection, f"--benchmark-json={tmp_path / 'r.json'}"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+                         cwd=repo, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:]
     cases = baseline_tool.summarise([tmp_path / "r.json"])
     data = {"schema": 2, "runner_class": "test", "commit": "0" * 40, "recorded_at": "now", "repetitions": 1,
@@ -185,9 +202,9 @@ def test_stored_mode_times_here_and_fails_a_case_three_times_its_baseline(tmp_pa
         case.update(median=case["median"] / 3.9, min=case["min"] / 3.9)  # a third of the measured time
     (tmp_path / "fast.json").write_text(json.dumps(data))
     gated = [sys.executable, "-m", "pytest", *selection, "--gate", "--gate-mode=stored"]
-    same = subprocess.run([*gated, f"--gate-baseline={tmp_path / 'same.json'}"], cwd=REPO, capture_output=True,
+    same = subprocess.run([*gated, f"--gate-baseline={tmp_path / 'same.json'}"], cwd=repo, capture_output=True,
                           text=True, timeout=300)
     assert same.returncode == 0 and "mode stored" in same.stdout, same.stdout[-3000:]
-    slow = subprocess.run([*gated, f"--gate-baseline={tmp_path / 'fast.json'}"], cwd=REPO, capture_output=True,
+    slow = subprocess.run([*gated, f"--gate-baseline={tmp_path / 'fast.json'}"], cwd=repo, capture_output=True,
                           text=True, timeout=300)
-    assert slow.returncode == 1 and "latency regression: test_latency[policy-onnxrt-cpu-b1] median" in slow.stdout
+    assert slow.returncode == 1 and "latency regression: test_latency[policy-numpy-cpu-b1] median" in slow.stdout
