@@ -297,7 +297,7 @@ class _FakeSession:
 def test_a_flagged_case_fails_only_when_fresh_workers_confirm_it(tmp_path, looks, verdict, note):
     repo, _ = _git_repo(tmp_path)
     gate = _gate(repo, base="HEAD")
-    gate._session = session = _FakeSession(list(looks))
+    gate.ab._session = session = _FakeSession(list(looks))
     measured = gate.measure(Case("test_latency[x]", "inprocess", {"kind": "latency"}))
     assert measured.row.verdict is verdict and note in measured.row.note
     assert bool(measured.failures) is (verdict is Verdict.REGRESSION)
@@ -315,10 +315,10 @@ def test_a_relation_is_judged_side_by_side_not_on_medians_taken_apart(tmp_path, 
     repo, _ = _git_repo(tmp_path)
     rule = Relation(faster="ort", than="eager", by=2.0)
     gate = _gate(repo, GateConfig(relations=[rule]), base="HEAD")
-    gate._session = session = _FakeSession([1 / s for s in speedups])
-    gate._cases = {"ort": {"kind": "latency"}, "eager": {"kind": "latency"}}
+    gate.ab._session = session = _FakeSession([1 / s for s in speedups])
+    gate.ab._cases = {"ort": {"kind": "latency"}, "eager": {"kind": "latency"}}
     gate.judge.medians = {"ort": 10e-3, "eager": 10.8e-3}
-    line, ok = gate._relation(rule)
+    line, ok = gate.ab.relation(rule)
     assert ok is holds and note in line
     assert f"{speedups[-1]:.2f}x" in line and "side by side" in line
     assert session.fresh_sessions == len(speedups) - 1

@@ -131,3 +131,59 @@ def test_the_layering_test_catches_an_upward_import(tmp_path):
     fake.write_text(text, encoding="utf-8")
     upward = [(line, target) for line, target, _ in imports(fake) if layer_of(target) > layer_of("rps_infer.backends")]
     assert upward and upward[0][1] == "rps_infer.convert"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (at any depth; a name imported from a package
+    counts as its submodule when it is one, else as the package)."""
+    modules = {module_name(p) for p in SOURCES}
+
+    def owner(target: str) -> str:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        return target
+
+    graph = {}
+    for path in SOURCES:
+        me = module_name(path)
+        graph[me] = {owner(t) for _, t, _ in imports(path)} - {me, ""}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other in a circle (Tarjan's strongly connected components)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circles_not_even_inside_functions():
+    assert cycles(import_graph()) == []
+
+
+def test_the_circle_check_finds_a_planted_circle():
+    graph = import_graph()
+    graph["rps_infer.errors"] = graph["rps_infer.errors"] | {"rps_infer.zoo"}  # zoo imports errors already
+    assert any({"rps_infer.errors", "rps_infer.zoo"} <= set(group) for group in cycles(graph))

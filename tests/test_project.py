@@ -147,7 +147,7 @@ def test_cases_the_base_declares_and_the_head_does_not_are_reported_removed(tmp_
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "a"],
                    cwd=repo, check=True)
     harness = Harness(Project.find(repo), Settings(gate=True, base="HEAD", runner_class="r"))
-    harness._report_removed(Tree(base, "b" * 40, "base"))
+    harness.ab._report_removed(Tree(base, "b" * 40, "base"))
     removed = [(r.case, r.verdict.value) for r in harness.judge.rows]
     assert removed == [("test_latency[gone-numpy-cpu-b1]", "removed"), ("test_latency[gone-numpy-cpu-b2]", "removed")]
     assert harness.judge.finish() == []  # removed cases alone neither fail nor count as "nothing compared"

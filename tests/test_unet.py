@@ -5,7 +5,7 @@ import torch
 
 from rps_infer.cli import main
 from rps_infer.convert import onnx_export
-from rps_infer.formats import torchfile
+from rps_infer.formats import open_model, torchfile
 from rps_infer.nets.unet import LipsyncUNet, UNetConfig, parameter_count, seeded
 
 
@@ -34,7 +34,7 @@ def test_verify_proves_the_unet_export_and_rejects_a_bn_folding_bug(built_zoo, t
                  "--layers"]) == 0
     out = capsys.readouterr().out
     assert "PSNR" in out and "every layer agrees" in out and "bottleneck fuse" in out
-    broken = torchfile.read_module(source)
+    broken = torchfile.read_module(open_model(source))
     bn = next(m for m in broken.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with torch.no_grad():
         bn.running_var.fill_(1.0)  # as if an exporter folded BN with identity statistics

@@ -5,7 +5,7 @@ One harness per run, in one of three modes:
 - ``plain`` (no gate): timed here (:class:`~rps_infer.bench.runners.inprocess.InProcessRunner`).
 - ``ab`` (the gate in a git checkout): every case timed against the *base revision*'s files
   (and code, where the tree carries its own ``rps_infer``) and the working tree's, in the
-  same run, interleaved in worker processes (:mod:`rps_infer.bench.runners.ab`), whatever
+  same run, interleaved in worker processes (:mod:`rps_infer.bench.ab_gate`), whatever
   the machine. A flagged case is timed again by fresh workers and fails only if they agree.
 - ``stored`` (``--gate-mode stored``, or no git history): timed here, judged against the
   runner class's baseline file.
@@ -22,36 +22,30 @@ from __future__ import annotations
 import os
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rps_infer.bench import machine
+from rps_infer.bench.ab_gate import ABGate
 from rps_infer.bench.cases import (
     Case,
     CaseParityError,
     CaseUnavailableError,
     CaseUnsupportedError,
-    latency_name,
-    suite_cases,
 )
 from rps_infer.bench.judges.baselines import BaselineFile, load_baseline
 from rps_infer.bench.judges.gate import GateJudge
-from rps_infer.bench.judges.verdicts import GateRow, Verdict, check_relation, judge_relation
-from rps_infer.bench.runners.ab import ABResult, ABSession
+from rps_infer.bench.judges.verdicts import GateRow, check_relation
 from rps_infer.bench.runners.inprocess import Clock, InProcessRunner, default_clock
 from rps_infer.bench.runners.revisions import (
-    Tree,
     commit_time,
     default_base,
     has_history,
-    materialise,
     resolve,
-    top_level,
 )
-from rps_infer.errors import ConfigError, RevisionError, RpsInferError
-from rps_infer.project import GateConfig, Project, Relation
+from rps_infer.errors import ConfigError, RevisionError
+from rps_infer.project import GateConfig, Project
 
-MAX_CONFIRMATIONS = 8  # fresh worker sessions per run for second looks at flagged cases
 MODES = ("auto", "ab", "stored")
 
 
@@ -122,9 +116,7 @@ class Harness:
         self.judge: GateJudge | None = None
         self.mode = "plain"
         self._runner: InProcessRunner | None = None
-        self._session: ABSession | None = None
-        self._cases: dict[str, dict] = {}  # descriptions of the cases timed A/B, for relations
-        self._confirmations = 0
+        self.ab: ABGate | None = None
         self.failures: list[str] = []  # what failed the run as a whole (set by finish)
         if settings.mode not in MODES:
             raise ConfigError("--gate-mode", "<option>", " or ".join(MODES), repr(settings.mode))
@@ -147,6 +139,7 @@ class Harness:
             return
         self.mode = "ab"
         self.judge = GateJudge(self.config, "ab")
+        self.ab = ABGate(self.project, self.settings, self.config, self.judge, self.base_commit)
         self.notices.append(f"A/B against {self.base_commit[:10]} ({source}), same run, this machine")
 
     def _missing_base(self, problem: str) -> None:
@@ -155,7 +148,7 @@ class Harness:
         self._use_stored(f"the base revision is unusable ({problem}); --gate-allow-missing-base")
 
     def _use_stored(self, why: str) -> None:
-        self.mode, self._session = "stored", None
+        self.mode, self.ab = "stored", None
         path = self.settings.baseline_file or self.project.baselines_dir / f"{self.runner_class}.json"
         baseline: BaselineFile | None = None
         if path.is_file():
@@ -176,10 +169,11 @@ class Harness:
 
     def measure(self, case: Case, clock: Clock = default_clock) -> Measurement:
         """Time ``case`` as this run's mode says and judge it."""
-        if self.mode == "ab":
-            session = self.session()
-            if session is not None:
-                return self._measure_ab(session, case)
+        if self.ab is not None:
+            try:
+                return self._measure_ab(case)
+            except RevisionError as exc:  # the base cannot run: fail, or fall back to stored numbers
+                self._missing_base(str(exc))
         try:
             samples, info = self._inprocess().run(case, clock)
         except CaseUnavailableError as exc:
@@ -192,6 +186,15 @@ class Harness:
         if self.mode == "stored":
             measured.row = self.judge.judge_stored(case.name, case.group, statistics.median(samples), min(samples))
             self._fail_on(measured)
+        return measured
+
+    def _measure_ab(self, case: Case) -> Measurement:
+        result, row = self.ab.measure(case)
+        if result.status in ("unavailable", "unsupported", "parity", "error"):
+            return Measurement(case, result.status, reason=result.reason)
+        measured = Measurement(case, "new" if result.status == "new" else "measured", result.head_samples, row,
+                               result.info, result.reason)
+        self._fail_on(measured)
         return measured
 
     def _inprocess(self) -> InProcessRunner:
@@ -210,98 +213,16 @@ class Harness:
             return {}
         return self.project.models(self.settings.models)
 
-    def session(self) -> ABSession | None:
-        """The running A/B session (started on first use); None once the gate fell back to stored."""
-        if self._session is None and self.mode == "ab":
-            try:
-                self._session = self._start_session()
-            except RevisionError as exc:
-                self._missing_base(str(exc))
-                return None
-        return self._session
-
-    def _start_session(self) -> ABSession:
-        top = top_level(self.project.root)
-        subdir = self.project.root.relative_to(top)
-        base = materialise(self.project.root, self.base_commit, self.project.trees_dir, "base", subdir)
-        head = Tree(top, None, "head", subdir)
-        config = self.config
-        session = ABSession(base, head, blocks=config.blocks, block_seconds=config.block_seconds,
-                            case_seconds=config.case_seconds, interleave=config.interleave, workers=config.workers,
-                            threads=self.settings.threads, tensorflow=self.settings.tensorflow,
-                            confidence=config.confidence, pin=config.pin,
-                            models=str(self.settings.models) if self.settings.models else None)
-        session.start(all_models=self.settings.all_models)
-        return session
-
-    def _measure_ab(self, session: ABSession, case: Case) -> Measurement:
-        self._cases[case.name] = case.description
-        reported = self.judge.group_of(case.name, case.group) == "reference"
-        result = session.measure(case.name, case.description, light=reported)
-        if result.status in ("unavailable", "unsupported", "parity", "error"):
-            return Measurement(case, result.status, reason=result.reason)
-        row = self.judge.judge_ab(case.name, case.group, result)
-        if row is not None and row.verdict.fails:
-            result, row = self._second_look(session, case, result, row)
-        measured = Measurement(case, "new" if result.status == "new" else "measured", result.head_samples, row,
-                               result.info, result.reason)
-        self._fail_on(measured)
-        return measured
-
-    def _second_look(self, session: ABSession, case: Case, first: ABResult, row: GateRow) -> tuple[ABResult, GateRow]:
-        """A flagged case timed again in new worker processes: it fails only if that look flags it
-        too. (The interval resamples blocks, not processes: a worker can carry a layout or state
-        that makes it a few percent slower than its twin for the whole run; seen: a forest x1.08
-        between identical trees, x1.00 in fresh processes.) Beyond ``MAX_CONFIRMATIONS`` fresh
-        sessions per run, later flags get their second look in the running workers."""
-        self._confirmations += 1
-        if self._confirmations <= MAX_CONFIRMATIONS:
-            with session.fresh() as fresh:
-                second = fresh.measure(case.name, case.description)
-            where = "fresh workers"
-        else:
-            second, where = session.measure(case.name, case.description), "a second look (no fresh workers left)"
-        again = self.judge.judge_ab(case.name, case.group, second, record=False)
-        iv = row.interval
-        if again is not None and again.verdict.fails:
-            note = f"confirmed by {where}; first look x{iv.ratio:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
-            return second, self.judge.replace_last(replace(again, note=note))
-        look = "-" if again is None or again.interval is None else \
-            f"x{again.interval.ratio:.3f} [{again.interval.low:.3f}, {again.interval.high:.3f}]"
-        return first, self.judge.replace_last(replace(row, verdict=Verdict.OK,
-                                                      note=f"flagged, not confirmed by {where}: {look}"))
-
     def _fail_on(self, measured: Measurement) -> None:
         """Add the lines that fail ``measured``: its regression, the relations it completes."""
         row = measured.row
         if row is not None and row.verdict.fails:
             measured.failures.append(self.regression_line(row))
         for rule in self.judge.completed_relations(measured.case.name):
-            line, holds = self._relation(rule)
+            line, holds = self.ab.relation(rule) if self.ab is not None else check_relation(rule, self.judge.medians)
             failed = self.judge.relation(line, holds)
             if failed:
                 measured.failures.append(f"required speed-up missing: {failed}")
-
-    def _relation(self, rule: Relation) -> tuple[str, bool]:
-        """A relation judged on its two cases timed side by side in the head's workers (medians taken
-        minutes apart drift on these VMs; seen: a 3.8x relation read as 1.08x); when that says TOO
-        SLOW, fresh workers take a second look. Without A/B workers, by the two cases' medians."""
-        medians = self.judge.medians
-        if self._session is None or not {rule.faster, rule.than} <= self._cases.keys():
-            return check_relation(rule, medians)
-        name = f"{rule.faster} vs {rule.than}"
-        faster, than = self._cases[rule.faster], self._cases[rule.than]
-        looks = [self._session.measure_pair(name, faster, than)]
-        if looks[0].status == "compared" and not judge_relation(rule, looks[0].interval)[1]:
-            with self._session.fresh() as fresh:
-                looks.append(fresh.measure_pair(name, faster, than))
-        if looks[-1].status != "compared":
-            return check_relation(rule, medians)
-        note = f"their own runs' medians: {medians[rule.than] / medians[rule.faster]:.2f}x"
-        if len(looks) == 2:
-            verdict = "confirmed" if not judge_relation(rule, looks[1].interval)[1] else "not confirmed"
-            note += f"; {verdict} by fresh workers, first look {1 / looks[0].interval.ratio:.2f}x"
-        return judge_relation(rule, looks[-1].interval, note)
 
     def regression_line(self, row: GateRow) -> str:
         """The one line a regression fails its case with: case, ratio, interval, what it was compared to."""
@@ -321,36 +242,11 @@ class Harness:
             self._runner.close()
         failures = []
         if self.judge is not None:
-            if self._session is not None:
-                self._report_removed(self._session.base)
-                self._session.close()
+            if self.ab is not None:
+                self.ab.finish()
+                self.notices += self.ab.notices
             excused = self.mode == "stored" and self.settings.allow_missing_base
             failures = self.judge.finish(excused)
         self.failures = failures
         return failures
 
-    def _base_entries(self, base: Tree) -> dict:
-        """The models the base declares: its own settings', else (a base from before the settings
-        named them) the manifest the head's settings name, as the base has it."""
-        project = Project.find(base.cwd)
-        if self.settings.models is not None or project.config.models:
-            return project.models(self.settings.models)
-        manifest = self.project.manifest
-        if manifest is not None and (base.cwd / manifest.relative_to(self.project.root)).is_file():
-            return project.models(base.cwd / manifest.relative_to(self.project.root))
-        return project.models()
-
-    def _report_removed(self, base: Tree) -> None:
-        """Rows for the suite cases the base declares and the head no longer does."""
-        try:
-            head = self._entries()
-            theirs = self._base_entries(base)
-        except RpsInferError as exc:
-            self.notices.append(f"removed cases not listed: {str(exc).splitlines()[0]}")
-            return
-        s = self.settings
-        mine = {c.id for c in suite_cases(head, s.keep, s.device, s.all_models)}
-        for case in suite_cases(theirs, s.keep, s.device, s.all_models):
-            if case.id not in mine:
-                self.judge.removed(latency_name(case.model, case.backend, case.batch), "inprocess",
-                                   f"declared at {base.describe()}, not in the working tree")

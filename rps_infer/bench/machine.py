@@ -117,3 +117,11 @@ def machine_info() -> dict[str, object]:
     except ImportError:
         pass
     return info
+
+
+def machine_line(report: dict) -> str:
+    """``AMD EPYC, 2 cores, x86_64, no GPU; onnxruntime 1.31.1, torch 2.13.0+cpu, ...``."""
+    m = report["machine"]
+    gpus = ", ".join(g["name"] for g in m.get("gpus", [])) or "no GPU"
+    versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if k != "rps_infer")
+    return f"{m['cpu_model']}, {m['cores']} cores, {m['arch']}, {gpus}; {versions}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rps_infer.bench.report import machine_line
+from rps_infer.bench.machine import machine_line
 from rps_infer.util import atomic_write
 
 

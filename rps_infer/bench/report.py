@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rps_infer import tables
+from rps_infer.bench.machine import machine_line
 from rps_infer.util import atomic_write
 
 COLUMNS = ("backend", "batch", "p50_us", "p90_us", "p99_us", "mean_us", "min_us", "p25_us", "p75_us", "stddev_us",
@@ -87,14 +88,6 @@ def to_csv(report: dict, columns: tuple[str, ...] = COLUMNS) -> str:
     writer.writeheader()
     writer.writerows(report["rows"])
     return buf.getvalue()
-
-
-def machine_line(report: dict) -> str:
-    """``AMD EPYC, 2 cores, x86_64, no GPU; onnxruntime 1.31.1, torch 2.13.0+cpu, ...``."""
-    m = report["machine"]
-    gpus = ", ".join(g["name"] for g in m.get("gpus", [])) or "no GPU"
-    versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if k != "rps_infer")
-    return f"{m['cpu_model']}, {m['cores']} cores, {m['arch']}, {gpus}; {versions}"
 
 
 def table_lines(report: dict) -> list[str]:

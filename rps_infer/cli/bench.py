@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the chosen mode, print its table, write the report files."""
     from rps_infer.bench import report as reports
     from rps_infer.bench import runs
+    from rps_infer.bench.machine import machine_line
 
     old = _read_report(args.compare) if args.compare else None
     command = " ".join(["rps-infer", *args.argv])
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
                            warmup_s=args.warmup, server_pids=args.server_pid or None, echo=args.echo,
                            naive=args.naive, inprocess=args.inprocess, rate=args.rate, command=command,
                            progress=progress.status)
-        title = f"{args.model} over gRPC at {args.target}; client on {reports.machine_line(report)}"
+        title = f"{args.model} over gRPC at {args.target}; client on {machine_line(report)}"
         return _finish(report, title, reports.grpc_table_lines(report), args.out,
                        reports.grpc_compare_lines(old, report) if old and old.get("kind") == "grpc" else [])
     entry, backends = runs.selection(_file_entry(args) if args.model_file else args.model,
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                          progress=progress.status)
         from rps_infer.bench.abbench import table_lines
 
-        return _finish(report, f"{entry.name} A/B on {reports.machine_line(report)}", table_lines(report), args.out)
+        return _finish(report, f"{entry.name} A/B on {machine_line(report)}", table_lines(report), args.out)
     if (args.effort_hours is None) != (args.hourly_rate is None):
         raise RpsInferError("--effort-hours and --hourly-rate go together (break-even = effort x rate / savings)")
     cost = runs.CostSettings(args.processes, args.process_seconds, args.cost_per_hour, args.target_fps,
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
         write_npz(args.save_outputs, outputs)
     lines = reports.table_lines(report) + (["", *reports.fps_table_lines(report)] if report.get("fps") else [])
-    return _finish(report, f"{entry.name} on {reports.machine_line(report)}", lines, args.out,
+    return _finish(report, f"{entry.name} on {machine_line(report)}", lines, args.out,
                    reports.compare_lines(old, report) if old is not None else [])
 
 

@@ -102,7 +102,8 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM."""
     poller.choose(args.grpc_poller)  # before anything imports grpc (serve() logs the choice)
-    from rps_infer.serving.server import configure_logging, serve
+    from rps_infer.serving.pool import serve
+    from rps_infer.serving.server import configure_logging
 
     configure_logging(args.log_level)
     return serve(config_of(args))

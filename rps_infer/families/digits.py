@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from rps_infer.families import Family, Progress
+from rps_infer.families.base import Family, Progress
 from rps_infer.schemas import Strict
 
 NATIVE_BACKENDS = {"logreg": "sklearn", "rf": "sklearn", "xgb": "xgboost"}

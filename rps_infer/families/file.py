@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from rps_infer.families import Family
+from rps_infer.families.base import Family
 from rps_infer.schemas import Strict
 
 ROLES = {"onnx": "onnx", "torch": "pt", "keras": "keras", "savedmodel": "keras", "skops": "native",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import ValidationInfo, field_validator
 
-from rps_infer.families import Family, Progress
+from rps_infer.families.base import Family, Progress
 from rps_infer.schemas import Strict
 
 

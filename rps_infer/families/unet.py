@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from rps_infer.families import Family, Progress
+from rps_infer.families.base import Family, Progress
 from rps_infer.schemas import Strict
 
 VALIDATION_BATCHES = (1, 3, 8)  # 64 U-Net frames take seconds in eager PyTorch

@@ -133,14 +133,10 @@ def read_weights(path: str | Path, obj: Any = None) -> MLPWeights:
 
 
 def read_module(model) -> Any:
-    """The network of a :class:`~rps_infer.formats.ModelFile` (or a path) of format ``torch``, in
-    eval mode (TorchScript and exported programs as they are)."""
+    """The network of a :class:`~rps_infer.formats.ModelFile` of format ``torch``, in eval mode
+    (TorchScript and exported programs as they are)."""
     import torch
 
-    if isinstance(model, (str, Path)):
-        from rps_infer.formats import open_model
-
-        model = open_model(model)
     path = model.path
     if model.variant == "torchscript":
         try:

@@ -1,6 +1,7 @@
-"""``--workers N``: a supervisor forks N worker processes sharing the gRPC and HTTP ports
-(SO_REUSEPORT), before any gRPC object exists; restarts a worker that dies; forwards SIGTERM;
-serves the metrics of all workers on the one ``--metrics-port``."""
+"""``rps-infer serve``'s process model: one server (:func:`serve`), or with ``--workers N`` a
+supervisor that forks N worker processes sharing the gRPC and HTTP ports (SO_REUSEPORT),
+before any gRPC object exists; restarts a worker that dies; forwards SIGTERM; serves the
+metrics of all workers on the one ``--metrics-port``."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import threading
 import time
 
 from rps_infer.errors import RpsInferError
+from rps_infer.serving import poller, security
 from rps_infer.serving.config import ServerConfig
 from rps_infer.serving.metrics import prepare_pool, serve_pool, worker_died
-from rps_infer.serving.server import HTTP_READY_LINE, READY_LINE, run_worker
+from rps_infer.serving.server import HTTP_READY_LINE, READY_LINE, check_ports_free, run_worker
 
 log = logging.getLogger("rps_infer.serving")
 
@@ -97,3 +99,18 @@ def _wait(config: ServerConfig, children: dict[int, int], stopping: threading.Ev
             children[new] = slot
             log.warning("worker %d (slot %d) restarted in %.2f s", new, slot, time.monotonic() - began)
     return exit_code
+
+
+def serve(config: ServerConfig) -> int:
+    """Run one server, or ``config.workers`` processes sharing the port (SO_REUSEPORT)."""
+    log.info(poller.choose(config.grpc_poller))
+    security.check(config.security, config.host)
+    security.read_token(config.security.auth_token_file)  # a bad file fails here, before any worker
+    security.server_credentials(config.security)
+    check_ports_free(config)
+    if config.workers <= 1:
+        return run_worker(config, reuse_port=False)
+    if config.port == 0 or config.http_port == 0:
+        raise RpsInferError("--port 0 and --http-port 0 cannot be used with --workers above 1: "
+                            "workers share fixed ports")
+    return supervise(config)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rps_infer.backends import registry
 from rps_infer.errors import RpsInferError
-from rps_infer.serving import poller, reflection, security, status
+from rps_infer.serving import reflection, security, status
 from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.config import Batching, ServerConfig
 from rps_infer.serving.metrics import NullMetrics, PrometheusMetrics
@@ -313,23 +313,6 @@ def check_ports_free(config: ServerConfig) -> None:
             except OSError as exc:
                 raise RpsInferError(f"{flag} {port}: cannot listen on {config.host}:{port}: {exc.strerror}"
                                     " (another process uses it, or the host is not an address here)") from None
-
-
-def serve(config: ServerConfig) -> int:
-    """Run one server, or ``config.workers`` processes sharing the port (SO_REUSEPORT)."""
-    log.info(poller.choose(config.grpc_poller))
-    security.check(config.security, config.host)
-    security.read_token(config.security.auth_token_file)  # a bad file fails here, before any worker
-    security.server_credentials(config.security)
-    check_ports_free(config)
-    if config.workers <= 1:
-        return run_worker(config, reuse_port=False)
-    if config.port == 0 or config.http_port == 0:
-        raise RpsInferError("--port 0 and --http-port 0 cannot be used with --workers above 1: "
-                            "workers share fixed ports")
-    from rps_infer.serving.pool import supervise
-
-    return supervise(config)
 
 
 def configure_logging(level: str) -> None:
