@@ -68,6 +68,22 @@ class AuthenticationError(RpsInferError):
     """A call without the bearer token the server requires."""
 
 
+class RequestTooLargeError(RpsInferError):
+    """A request body above the server's ``--max-message-mb`` (HTTP 413, gRPC RESOURCE_EXHAUSTED)."""
+
+
+class RequestTimeoutError(RpsInferError):
+    """A client that sent its request's headers or body too slowly (HTTP 408)."""
+
+
+class RouteNotFoundError(RpsInferError):
+    """An HTTP path the v2 REST API does not have (404)."""
+
+
+class MethodNotAllowedError(RpsInferError):
+    """An HTTP method a v2 REST path does not take (405)."""
+
+
 class ConfigError(FileContentError):
     """A configuration or data file (zoo manifest, sidecar, gate settings, baseline) does not
     match its schema (see :mod:`rps_infer.schemas`)."""

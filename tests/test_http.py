@@ -131,15 +131,31 @@ def test_every_bad_input_gets_the_matching_status_and_message_on_both(server, ca
     stub = predict_v2_pb2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(server.target))
     with pytest.raises(grpc.RpcError) as info:
         stub.ModelInfer(request, timeout=10)
-    body = json.dumps({"inputs": inputs}).encode()  # NaN as Python's json writes and reads it
-    status, _, raw = _http(server.http_target, f"/v2/models/{model}/infer", body)
+    headers = {}
+    if case == "NaN":  # JSON has no NaN: it travels as binary data, as from tritonclient
+        header = json.dumps({"inputs": [{**t, "data": None, "parameters": {"binary_data_size": 4 * 81}}
+                                        for t in inputs]}).encode()
+        body, headers = header + np.asarray(inputs[0]["data"], np.float32).tobytes(), {
+            "Inference-Header-Content-Length": str(len(header))}
+    else:
+        body = json.dumps({"inputs": inputs}).encode()
+    status, _, raw = _http(server.http_target, f"/v2/models/{model}/infer", body, headers)
     assert status == HTTP_OF[info.value.code()], (case, status, info.value.code())
     assert json.loads(raw)["error"] == info.value.details()
 
 
+def test_a_nan_in_json_data_is_a_400_that_says_json_has_none(server):
+    body = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 81],
+                                   "data": [float("nan")] + [0.0] * 80}]}).encode()  # as Python's json writes it
+    status, _, raw = _http(server.http_target, "/v2/models/policy/infer", body)
+    assert status == 400 and "JSON has no NaN or Infinity" in json.loads(raw)["error"]
+
+
 @pytest.mark.parametrize(("body", "header", "message"), [
     (b"{not json", None, "not valid JSON"),
-    (b'{"inputs": 3}', None, "'inputs' list"),
+    (b'{"inputs": 3}', None, "Expected `array`, got `int` - at `$.inputs`"),
+    (b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, true], "data": []}]}', None,
+     "Expected `int`, got `bool` - at `$.inputs[0].shape[1]`"),
     (b'{"inputs": []}', "99", "outside the body"),
     (b'{"inputs": []}', "x", "must be a number"),
 ])

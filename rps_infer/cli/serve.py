@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
                    "(sidecar DIR/<name>.toml: backend, device, "
                    "precision, tolerance, max_batch_size, preferred_batch_sizes, max_queue_delay_us); one that "
                    "fails to load is not ready, the others serve")
+    p.add_argument("--model-name", metavar="NAME", help="serve the --model-repository's one model as NAME "
+                   "(KServe passes the InferenceService's name); a repository of several models keeps their "
+                   "names, and the server logs that NAME was not applied")
     p.add_argument("--backend", choices=["onnxrt", "pyt", "tf"], default=d.backend)
     p.add_argument("--device", default=d.device, help="cpu, cuda, tensorrt, openvino, coreml, directml (onnxrt), "
                    "or auto: the best one that starts here and agrees with the CPU, logged with why each "
@@ -37,9 +40,6 @@ def add_parser(sub) -> None:
                    "pyt: fp32, fp16, bf16 autocast (default fp32)")
     p.add_argument("--host", default=d.host)
     p.add_argument("--port", type=common.port, default=d.port, help=f"default {d.port}; 0 picks a free port")
-    p.add_argument("--http-port", type=common.port, default=d.http_port, metavar="PORT",
-                   help="also serve the Open Inference Protocol's REST API (v2 over HTTP, curl and "
-                   "tritonclient.http) on this port; 0 picks a free one; default off")
     p.add_argument("--workers", type=common.count, default=d.workers,
                    help="processes sharing the ports (SO_REUSEPORT)")
     p.add_argument("--threads", type=common.count, default=d.threads,
@@ -58,7 +58,8 @@ def add_parser(sub) -> None:
                    help="adaptive batching of concurrent requests for every model whose batch dim is dynamic "
                    "(default off: it paid little or lost for the MLPs; a repository sidecar turns it on per model)")
     p.add_argument("--max-message-mb", type=common.count, default=d.max_message_mb,
-                   help=f"gRPC message size limit both ways (default {d.max_message_mb})")
+                   help=f"size limit of gRPC messages both ways and of HTTP request bodies (413 from their "
+                   f"Content-Length, or as a chunked body passes it); default {d.max_message_mb}")
     p.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf inputs")
     p.add_argument("--allow-any-head", action="store_true", help="serve a --policy that does not output "
                    "probabilities or a --value outside [0, 1] (refused by default, with the likely cause)")
@@ -67,7 +68,27 @@ def add_parser(sub) -> None:
     p.add_argument("--grace", type=common.non_negative_seconds, default=d.grace_s,
                    help=f"seconds in-flight calls get on SIGTERM (default {d.grace_s:g})")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _add_http(p)
     _add_security(p)
+
+
+def _add_http(p: argparse.ArgumentParser) -> None:
+    d = ServerConfig
+    g = p.add_argument_group("HTTP (the v2 REST API)")
+    g.add_argument("--http-port", type=common.port, default=d.http_port, metavar="PORT",
+                   help="also serve the Open Inference Protocol's REST API (v2 over HTTP, curl and "
+                   "tritonclient.http) on this port; 0 picks a free one; default off")
+    g.add_argument("--http-header-timeout", type=common.seconds, default=d.http_header_timeout_s,
+                   metavar="S", help="HTTP: a request's headers must arrive within S seconds of the connection's "
+                   f"start or the request's first byte, else 408 and the connection closes (default "
+                   f"{d.http_header_timeout_s:g})")
+    g.add_argument("--http-body-timeout", type=common.seconds, default=d.http_body_timeout_s,
+                   metavar="S", help="HTTP: longest wait for the next piece of a request body, else 408 "
+                   f"(default {d.http_body_timeout_s:g})")
+    g.add_argument("--http-keepalive-timeout", type=common.seconds,
+                   default=d.http_keepalive_timeout_s, metavar="S",
+                   help=f"HTTP: close a connection idle between requests this long (default "
+                   f"{d.http_keepalive_timeout_s:g}: above common load balancers' 60 s, so they close first)")
 
 
 def _add_security(p: argparse.ArgumentParser) -> None:
@@ -94,7 +115,9 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         http_port=args.http_port, grpc_poller=args.grpc_poller,
         workers=args.workers, threads=args.threads, intra_op_threads=args.intra_op_threads,
         max_batch_size=args.max_batch_size, batch_timeout_us=args.batch_timeout_us, batching=args.batching,
-        max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite,
+        max_message_mb=args.max_message_mb, allow_nonfinite=args.allow_nonfinite, model_name=args.model_name,
+        http_header_timeout_s=args.http_header_timeout, http_body_timeout_s=args.http_body_timeout,
+        http_keepalive_timeout_s=args.http_keepalive_timeout,
         allow_any_head=args.allow_any_head, metrics_port=args.metrics_port, grace_s=args.grace,
         security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file, args.insecure))
 

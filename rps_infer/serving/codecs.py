@@ -1,15 +1,18 @@
 """Tensors on the wire: one datatype table and its inverse, raw bytes and typed contents.
 
 Open Inference Protocol tensors travel as raw little-endian row-major bytes
-(``raw_input_contents``) or in a typed ``contents`` field; numpy arrays are built
-with ``np.frombuffer`` / ``tobytes``, never element by element for raw tensors.
+(``raw_input_contents``, the REST binary extension), in a typed ``contents`` field (gRPC) or
+as JSON ``data`` (REST); numpy arrays are built with ``np.frombuffer`` / ``tobytes``, never
+element by element for raw tensors.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
 
+import msgspec
 import numpy as np
 
 from rps_infer.errors import InvalidRequestError
@@ -98,6 +101,54 @@ def decode_contents(name: str, datatype: str, shape: tuple[int, ...], contents) 
             f"input {name!r}: {datatype}{list(shape)} needs {expected} values in {field}, got {len(values)}"
         )
     return np.array(values, dtype=dtype).reshape(shape)
+
+
+MAX_JSON_RANK = 32  # JSON data nested deeper than this is refused before it is parsed
+# The JSON value each datatype's elements must be: strict, so `true` is no FP32 and 1.5 no INT32.
+JSON_ELEMENTS = {"BOOL": bool, "FP32": float, "FP64": float,
+                 **{name: int for name in NUMPY_DTYPES if name.startswith(("INT", "UINT"))}}
+
+
+def decode_json(name: str, datatype: str, shape: tuple[int, ...], data: bytes) -> np.ndarray:
+    """A tensor from the JSON text of its ``data`` (flat or nested, row-major), each element
+    of the JSON type its datatype takes and in its range."""
+    dtype = _dtype(name, datatype)
+    element = JSON_ELEMENTS.get(datatype)
+    if element is None:
+        raise InvalidRequestError(f"input {name!r}: datatype {datatype} cannot travel as JSON (use binary data)")
+    rank = _json_rank(data)
+    if rank > MAX_JSON_RANK:
+        raise InvalidRequestError(f"input {name!r}: 'data' is nested deeper than {MAX_JSON_RANK} levels")
+    try:
+        values = msgspec.json.decode(data, type=_nested_list(element, max(rank, 1)))
+        array = np.asarray(values, dtype=dtype)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequestError(f"input {name!r}: 'data' must hold {datatype} values ({element.__name__}): "
+                                  f"{exc}") from None
+    except (OverflowError, ValueError) as exc:  # out of the datatype's range, or ragged
+        raise InvalidRequestError(f"input {name!r}: 'data' is not {datatype}{list(shape)}: {exc}") from None
+    count = 1
+    for d in shape:
+        count *= d
+    if array.size != count:
+        raise InvalidRequestError(f"input {name!r}: {datatype}{list(shape)} needs {count} values, got {array.size}")
+    return array.reshape(shape)
+
+
+def _json_rank(data: bytes) -> int:
+    """How many arrays the JSON text opens before its first element (counting stops past the limit)."""
+    rank = 0
+    for byte in bytes(memoryview(data)[:4 * MAX_JSON_RANK + 4]):
+        if byte == 0x5B:  # [
+            rank += 1
+        elif byte not in b" \t\r\n":
+            break
+    return rank
+
+
+@functools.cache
+def _nested_list(element: type, rank: int):
+    return list[element] if rank == 1 else list[_nested_list(element, rank - 1)]
 
 
 def encode_contents(array: np.ndarray, contents) -> None:

@@ -57,7 +57,14 @@ class ServerConfig:
     # Off by default: merging concurrent requests paid little or lost for the MLPs (0.89-1.12x
     # the req/s at 8 and 32 clients, ModelInfer losing; benchmarks/README.md).
     batching: bool = False
-    max_message_mb: int = 64
+    max_message_mb: int = 64  # gRPC messages both ways, HTTP request bodies
+    # HTTP: headers must arrive within this from a connection's start or a request's first
+    # byte, each piece of a body within body_timeout of the last; idle connections close.
+    http_header_timeout_s: float = 10.0
+    http_body_timeout_s: float = 30.0
+    # Above the 60 s idle timeouts of common load balancers, so they close first (no race).
+    http_keepalive_timeout_s: float = 75.0
+    model_name: str | None = None  # serve a repository's one model under this name (KServe's)
     allow_nonfinite: bool = False
     allow_any_head: bool = False  # serve a policy / value whose outputs are not probabilities / in [0, 1]
     metrics_port: int | None = None

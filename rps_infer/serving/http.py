@@ -1,11 +1,14 @@
 """The v2 REST API on uvicorn + Starlette, in the gRPC server's process, over the same models.
 
 Routes are thin: each hands the request's parts to :mod:`rps_infer.serving.rest` and sends
-back its :class:`~rps_infer.serving.rest.Reply`. Inference runs inline in the event loop: the
-served models take microseconds to a few milliseconds, less than a thread hand-off would add
-for the MLPs; ``--workers N`` is the way to use more cores (every worker shares the HTTP port,
-SO_REUSEPORT, as it shares the gRPC one). uvicorn was chosen over aiohttp by measurement
-(``scripts/http_stacks.py``, benchmarks/README.md).
+back its :class:`~rps_infer.serving.rest.Reply`. Small requests are answered inline in the
+event loop: the served models take microseconds to a few milliseconds, less than a thread
+hand-off would add for the MLPs; a body above ``OFFLOAD_BYTES`` is decoded and inferred on a
+thread of its own, one at a time, so probes and small requests are answered meanwhile and
+memory stays bounded. ``--workers N`` is the way to use more cores (every worker shares the
+HTTP port, SO_REUSEPORT, as it shares the gRPC one). The connection handling (no Nagle stall,
+timeouts, metrics from first byte to last) is :mod:`rps_infer.serving.http_protocol`.
+uvicorn was chosen by measurement (``scripts/http_stacks.py``, benchmarks/README.md).
 
 The server runs in a thread with its own event loop (:class:`HttpServer`), so the gRPC server
 and its signal handling stay as they are.
@@ -13,76 +16,170 @@ and its signal handling stay as they are.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
+import functools
 import hmac
+import logging
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from rps_infer.errors import AuthenticationError, RpsInferError
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from rps_infer.errors import (
+    AuthenticationError,
+    MethodNotAllowedError,
+    RequestTooLargeError,
+    RouteNotFoundError,
+    RpsInferError,
+)
 from rps_infer.serving import rest
+from rps_infer.serving.dataplane import DataPlane
+from rps_infer.serving.http_protocol import SCOPE_LABELS, BoundedHttpProtocol, HttpLimits
 from rps_infer.serving.metrics import NullMetrics
 from rps_infer.serving.security import SecurityConfig
 from rps_infer.serving.status import identity
 
+log = logging.getLogger("rps_infer.serving")
 OPEN_PATHS = ("/v2/health/",)  # probes need no token, as gRPC's health service
+OFFLOAD_BYTES = 1 << 20  # bodies above this are answered off the event loop
 
 
-def build_app(registry, token: str | None = None, metrics: NullMetrics | None = None):
-    """The Starlette application serving the v2 REST API over ``registry``."""
-    from starlette.applications import Starlette
-    from starlette.responses import Response
-    from starlette.routing import Route
+def build_app(plane: DataPlane, token: str | None = None, limits: HttpLimits | None = None) -> Starlette:
+    """The Starlette application serving the v2 REST API over ``plane``."""
+    routes = RestRoutes(plane, token, limits or HttpLimits())
+    models, versioned = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"
+    table = [routes.route("/v2/health/live", "GET", lambda *_: rest.live(plane), "live"),
+             routes.route("/v2/health/ready", "GET", lambda *_: rest.ready(plane), "ready"),
+             routes.route("/v2", "GET", lambda *_: rest.server_metadata(plane), "metadata")]
+    for prefix in (models, versioned):
+        table += [routes.route(f"{prefix}/ready", "GET", functools.partial(rest.model_ready, plane), "model_ready"),
+                  routes.route(prefix, "GET", functools.partial(rest.model_metadata, plane), "model_metadata"),
+                  routes.route(f"{prefix}/infer", "POST", functools.partial(rest.infer, plane), "infer")]
+    return Starlette(routes=table, exception_handlers={404: no_route, 405: no_route})
 
-    metrics = metrics or NullMetrics()
-    expected = f"Bearer {token}".encode() if token else None
-    refusal = AuthenticationError("this server needs the header 'Authorization: Bearer <token>' "
-                                  "(see --auth-token-file)")
 
-    def route(path: str, method: str, answer, name: str) -> Route:
-        async def endpoint(request) -> Response:
-            start = time.perf_counter()
+class RestRoutes:
+    """Starlette routes in front of :mod:`rps_infer.serving.rest`'s answers: the token check,
+    the bounded body, large bodies off the loop, the reply and its metrics labels."""
+
+    def __init__(self, plane: DataPlane, token: str | None, limits: HttpLimits) -> None:
+        self.plane = plane
+        self.expected = f"Bearer {token}".encode() if token else None
+        self.limits = limits
+        self.large = ThreadPoolExecutor(1, thread_name_prefix="rps-infer-http-large")
+
+    def route(self, path: str, method: str, answer, name: str) -> Route:
+        """``answer(name, version[, body, header_length])`` on ``method path``."""
+
+        async def endpoint(request: Request) -> Response:
             params = request.path_params
+            args = (params.get("name"), params.get("version"))
             try:
-                if expected is not None and not request.url.path.startswith(OPEN_PATHS):
-                    given = request.headers.get("authorization", "").encode()
-                    if not hmac.compare_digest(given, expected):
-                        raise refusal
-                body = await request.body() if method == "POST" else b""
-                reply = answer(params.get("name"), params.get("version"), body,
-                               request.headers.get(rest.HEADER_LENGTH))
+                self.check_token(request)
+                if method != "POST":
+                    reply = answer(*args)
+                else:
+                    body = await read_body(request, self.limits.max_body_bytes)
+                    length = request.headers.get(rest.HEADER_LENGTH)
+                    if len(body) <= OFFLOAD_BYTES:
+                        reply = answer(*args, body, length)
+                    else:
+                        reply = await asyncio.get_running_loop().run_in_executor(
+                            self.large, _answer_large, answer, (*args, body, length))
+            except ClientDisconnect:
+                log.debug("HTTP client %s went away before its request to %s was read", request.client,
+                          request.url.path)
+                return send(request, rest.Reply(499, b""), name)
             except Exception as exc:  # every error a status, through the one error map
                 reply = rest.error(exc)
-            if metrics.enabled:
-                metrics.request("http", name, params.get("name") or "-", str(reply.status),
-                                time.perf_counter() - start)
-            return Response(reply.body, reply.status, headers={**reply.headers, **identity()})
+            return send(request, reply, name)
 
         return Route(path, endpoint, methods=[method])
 
-    models = "/v2/models/{name}"
-    versioned = "/v2/models/{name}/versions/{version}"
-    answers = {
-        "live": lambda *_: rest.live(),
-        "ready": lambda *_: rest.ready(registry),
-        "server": lambda *_: rest.server_metadata(),
-        "model_ready": lambda name, version, *_: rest.model_ready(registry, name, version),
-        "model": lambda name, version, *_: rest.model_metadata(registry, name, version),
-        "infer": lambda name, version, body, length: rest.infer(registry, name, version, body, length),
-    }
-    routes = [route("/v2/health/live", "GET", answers["live"], "live"),
-              route("/v2/health/ready", "GET", answers["ready"], "ready"),
-              route("/v2", "GET", answers["server"], "metadata")]
-    for prefix in (models, versioned):
-        routes += [route(f"{prefix}/ready", "GET", answers["model_ready"], "model_ready"),
-                   route(prefix, "GET", answers["model"], "model_metadata"),
-                   route(f"{prefix}/infer", "POST", answers["infer"], "infer")]
-    return Starlette(routes=routes)
+    def check_token(self, request: Request) -> None:
+        """Refuse a call without the bearer token (probes need none, as gRPC's health service)."""
+        if self.expected is not None and not request.url.path.startswith(OPEN_PATHS):
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, self.expected):
+                raise AuthenticationError("this server needs the header 'Authorization: Bearer <token>' "
+                                          "(see --auth-token-file)")
+
+
+def send(request: Request, reply: rest.Reply, route: str) -> Response:
+    """``reply`` as a response, labelled for the metrics the connection records."""
+    request.scope[SCOPE_LABELS] = (route, request.path_params.get("name") or "-", str(reply.status))
+    headers = {**reply.headers, **identity()}
+    if reply.status == 413:  # the rest of the body is not read: the connection cannot go on
+        headers["connection"] = "close"
+    return Response(reply.body, reply.status, headers=headers)
+
+
+async def no_route(request: Request, exc) -> Response:
+    """A path the API does not have (404) or a method its path does not take (405), as v2 JSON."""
+    if exc.status_code == 405:
+        error = MethodNotAllowedError(f"{request.url.path} does not take {request.method}; it takes "
+                                      f"{(exc.headers or {}).get('Allow', 'another method')}")
+    else:
+        error = RouteNotFoundError(f"no route {request.url.path}; the v2 REST API has /v2, /v2/health/live, "
+                                   "/v2/health/ready and /v2/models/{name}[/versions/{v}][/ready|/infer]")
+    reply = rest.error(error)
+    reply.headers |= exc.headers or {}
+    return send(request, reply, "-")
+
+
+async def read_body(request: Request, limit: int) -> bytearray:
+    """The whole body, refused (413) once it is known to pass ``limit`` bytes: from its
+    Content-Length before a byte is read, or while a chunked body streams in."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"the request body of {int(declared)} bytes is above the server's limit of "
+                                   f"{limit} bytes (--max-message-mb)")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestTooLargeError(f"the request body passed the server's limit of {limit} bytes "
+                                       "(--max-message-mb) while it streamed in")
+    return body
+
+
+def _answer_large(answer, args: tuple) -> rest.Reply:
+    """``answer(*args)`` for a large body, then hand the freed memory back to the system."""
+    try:
+        return answer(*args)
+    except Exception as exc:
+        return rest.error(exc)
+    finally:
+        _release_memory()
+
+
+@functools.cache
+def _libc():
+    with contextlib.suppress(OSError):
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    return None
+
+
+def _release_memory() -> None:
+    # glibc keeps freed heap pages (and raises its mmap threshold after large frees), so a
+    # process that decoded one 64 MB body would hold its peak for good without this.
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
     """A listening TCP socket (``port`` 0: a free one); shared by the workers with ``reuse_port``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY only then
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -96,9 +193,11 @@ def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 
 class HttpServer:
-    """uvicorn serving ``app`` on ``sock`` from a daemon thread; TLS from the gRPC flags."""
+    """uvicorn serving ``app`` on ``sock`` from a daemon thread; TLS from the gRPC flags, the
+    connections bounded by ``limits``."""
 
-    def __init__(self, app, sock: socket.socket, security: SecurityConfig | None = None) -> None:
+    def __init__(self, app, sock: socket.socket, security: SecurityConfig | None = None,
+                 limits: HttpLimits | None = None, metrics: NullMetrics | None = None) -> None:
         import ssl
 
         import uvicorn
@@ -108,8 +207,10 @@ class HttpServer:
             tls = {"ssl_certfile": str(security.tls_cert), "ssl_keyfile": str(security.tls_key)}
             if security.tls_client_ca is not None:
                 tls |= {"ssl_ca_certs": str(security.tls_client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
-        config = uvicorn.Config(app, lifespan="off", access_log=False, log_level="warning",
-                                timeout_graceful_shutdown=5, **tls)
+        limits = limits or HttpLimits()
+        protocol = functools.partial(BoundedHttpProtocol, limits=limits, metrics=metrics or NullMetrics())
+        config = uvicorn.Config(app, http=protocol, lifespan="off", access_log=False, log_level="warning",
+                                timeout_keep_alive=limits.keepalive_timeout_s, timeout_graceful_shutdown=5, **tls)
         self.sock = sock
         self.port = sock.getsockname()[1]
         self.server = uvicorn.Server(config)

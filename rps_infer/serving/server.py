@@ -64,6 +64,10 @@ def default_model_path(name: str, backend: str) -> Path:
     """The zoo's artifact of ``name`` for ``backend`` (built on first use)."""
     import rps_infer.zoo as zoo
 
+    if not zoo.default_zoo_path().is_file():  # an installed server (the `serve` extra) has no zoo
+        raise RpsInferError("no models to serve: pass --model-repository DIR (a folder of .onnx files), "
+                            "--policy / --value FILE, or --model NAME=FILE (the zoo's models exist only in an "
+                            "rps_infer checkout)")
     entry = zoo.select(zoo.load_zoo(), [name])[0]
     zoo.build([entry])
     return entry.artifacts()[registry.get(backend).artifact]
@@ -82,6 +86,9 @@ def load_registry(config: ServerConfig, metrics: NullMetrics) -> ModelRegistry:
     # Before any model is read: reading a .keras file initialises TensorFlow, whose threads
     # can be set only before that.
     pin_threads(config.intra_op_threads, (config.backend,))
+    if config.model_name is not None and config.model_repository is None:
+        raise RpsInferError("--model-name names the one model of a --model-repository; without one, name "
+                            "models with --model NAME=FILE")
     models = []
     for kind, path in (("policy", config.policy), ("value", config.value)):
         # Without a repository the zoo's models stand in; with one, its policy.onnx / value.onnx
@@ -165,7 +172,7 @@ def load_repository(config: ServerConfig, taken: set[str]) -> list[tuple[ServedM
     from rps_infer.serving.repository import scan
 
     served = []
-    for entry in scan(config.model_repository):
+    for entry in named(scan(config.model_repository), config.model_name):
         if entry.name in taken:
             log.warning("repository model %r is shadowed by the command line's model of that name", entry.name)
             continue
@@ -186,6 +193,24 @@ def load_repository(config: ServerConfig, taken: set[str]) -> list[tuple[ServedM
         log.error("model %r version %s failed to load and is not ready: %s", entry.name, entry.version, entry.error)
         served.append((ServedModel(entry.name, None, error=entry.error, version=entry.version), batched))
     return served
+
+
+def named(entries: list, name: str | None) -> list:
+    """``entries`` with a repository's one model (all its versions) renamed ``name``
+    (``--model-name``); several models keep their names, and the log says so."""
+    from dataclasses import replace
+
+    from rps_infer.serving.repository import check_name
+
+    if name is None:
+        return entries
+    check_name(name)
+    found = sorted({e.name for e in entries})
+    if len(found) != 1:
+        log.info("--model-name %s not applied: the repository holds %d models (%s), served under their own names",
+                 name, len(found), ", ".join(found) or "none")
+        return entries
+    return [replace(e, name=name) for e in entries]
 
 
 def build_server(config: ServerConfig, registry: ModelRegistry, metrics: NullMetrics, reuse_port: bool):
@@ -287,11 +312,15 @@ def start_http(config: ServerConfig, registry: ModelRegistry, metrics: NullMetri
     accepting connections), or None when it is off."""
     if config.http_port is None:
         return None
+    from rps_infer.serving.dataplane import DataPlane
     from rps_infer.serving.http import HttpServer, bind, build_app
+    from rps_infer.serving.http_protocol import HttpLimits
 
     token = security.read_token(config.security.auth_token_file)
-    http = HttpServer(build_app(registry, token, metrics), bind(config.host, config.http_port, reuse_port),
-                      config.security)
+    limits = HttpLimits(config.max_message_mb << 20, config.http_header_timeout_s, config.http_body_timeout_s,
+                        config.http_keepalive_timeout_s)
+    http = HttpServer(build_app(DataPlane(registry), token, limits), bind(config.host, config.http_port, reuse_port),
+                      config.security, limits, metrics)
     http.start()
     return http
 

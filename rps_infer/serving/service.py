@@ -1,8 +1,9 @@
 """The two thin gRPC servicers in front of the served models (:mod:`rps_infer.serving.models`).
 
-The servicers decode a request, call ``model.infer`` and encode the answer; the registry
-checks the request (the same checks as the REST API's); errors become status codes in
-:mod:`rps_infer.serving.status`.
+NeuralService decodes a request, calls ``model.infer`` and encodes the answer, the registry
+checking it; the v2 servicer only converts messages for the one v2 data plane
+(:mod:`rps_infer.serving.dataplane`), which the REST API uses too. Errors become status codes
+in :mod:`rps_infer.serving.status`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import numpy as np
 
 from rps_infer.errors import InvalidRequestError, ModelNotFoundError
 from rps_infer.serving import codecs, wire
+from rps_infer.serving.dataplane import DataPlane, InferRequest, InputTensor
 from rps_infer.serving.metrics import NullMetrics
-from rps_infer.serving.models import ModelRegistry, ServedModel, platform
+from rps_infer.serving.models import ModelRegistry, ServedModel
 from rps_infer.serving.protos import neural_pb2, predict_v2_pb2
 from rps_infer.serving.status import label_model, rpc
-from rps_infer.version import VERSION
 
 
 class NeuralServicer:
@@ -78,87 +79,62 @@ class NeuralServicer:
 
 
 class InferenceServicer:
-    """The Open Inference Protocol (KServe v2) over every served model. Methods take bytes."""
+    """The Open Inference Protocol (KServe v2) over gRPC: converts messages to and from the
+    :class:`~rps_infer.serving.dataplane.DataPlane`'s objects, nothing more. Methods take bytes."""
 
     def __init__(self, registry: ModelRegistry, metrics: NullMetrics | None = None) -> None:
-        self.registry = registry
+        self.plane = DataPlane(registry)
         self.metrics = metrics or NullMetrics()
 
     @rpc("v2", returns=predict_v2_pb2.ServerLiveResponse)
     def ServerLive(self, data: bytes, context):  # noqa: N802
         wire.parse_message(predict_v2_pb2.ServerLiveRequest, data)
-        return predict_v2_pb2.ServerLiveResponse(live=True)
+        return predict_v2_pb2.ServerLiveResponse(live=self.plane.live())
 
     @rpc("v2", returns=predict_v2_pb2.ServerReadyResponse)
     def ServerReady(self, data: bytes, context):  # noqa: N802
         wire.parse_message(predict_v2_pb2.ServerReadyRequest, data)
-        return predict_v2_pb2.ServerReadyResponse(ready=self.registry.ready())
+        return predict_v2_pb2.ServerReadyResponse(ready=self.plane.ready())
 
     @rpc("v2", returns=predict_v2_pb2.ModelReadyResponse)
     def ModelReady(self, data: bytes, context):  # noqa: N802
         request = wire.parse_message(predict_v2_pb2.ModelReadyRequest, data)
-        label_model(request.name)
-        model = self.registry.lookup(request.name, request.version)
-        return predict_v2_pb2.ModelReadyResponse(ready=model.ready and not self.registry.shutting_down)
+        return predict_v2_pb2.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version))
 
     @rpc("v2", returns=predict_v2_pb2.ServerMetadataResponse)
     def ServerMetadata(self, data: bytes, context):  # noqa: N802
         wire.parse_message(predict_v2_pb2.ServerMetadataRequest, data)
-        return predict_v2_pb2.ServerMetadataResponse(name="rps_infer", version=VERSION, extensions=[])
+        return predict_v2_pb2.ServerMetadataResponse(**self.plane.server_metadata())
 
     @rpc("v2", returns=predict_v2_pb2.ModelMetadataResponse)
     def ModelMetadata(self, data: bytes, context):  # noqa: N802
         request = wire.parse_message(predict_v2_pb2.ModelMetadataRequest, data)
-        label_model(request.name)
-        model = self.registry.get(request.name, request.version)
-        meta = predict_v2_pb2.ModelMetadataResponse.TensorMetadata
-
-        def tensors(specs):
-            return [meta(name=s.name, datatype=codecs.datatype_of(s.dtype),
-                         shape=[-1 if d is None else d for d in s.shape]) for s in specs]
-
-        versions = self.registry.metadata(model)["versions"]
+        meta = self.plane.model_metadata(request.name, request.version)
+        tensor = predict_v2_pb2.ModelMetadataResponse.TensorMetadata
         return predict_v2_pb2.ModelMetadataResponse(
-            name=model.name, versions=versions, platform=platform(model.backend),
-            inputs=tensors(model.input_specs), outputs=tensors(model.output_specs))
+            name=meta["name"], versions=meta["versions"], platform=meta["platform"],
+            inputs=[tensor(**t) for t in meta["inputs"]], outputs=[tensor(**t) for t in meta["outputs"]])
 
     @rpc("v2", returns=predict_v2_pb2.ModelInferResponse)
     def ModelInfer(self, data: bytes, context):  # noqa: N802
         request = wire.parse_message(predict_v2_pb2.ModelInferRequest, data)
-        label_model(request.model_name)
-        model = self.registry.get(request.model_name, request.model_version)
-        feeds = self._decode(model, request)
-        wanted = self.registry.check_outputs(model, [o.name for o in request.outputs])
-        outputs = model.infer(feeds)
-        response = predict_v2_pb2.ModelInferResponse(model_name=model.name, model_version=model.version,
-                                                     id=request.id)
-        raw = bool(request.raw_input_contents)
-        for name in wanted:
-            array = np.asarray(outputs[name])
-            tensor = response.outputs.add(name=name, datatype=codecs.datatype_of(array.dtype), shape=array.shape)
-            if raw:
-                response.raw_output_contents.append(codecs.to_raw(array))
-            else:
-                codecs.encode_contents(array, tensor.contents)
-        return response
-
-    def _decode(self, model: ServedModel, request) -> dict[str, np.ndarray]:
-        registry = self.registry
-        registry.check_inputs(model, [t.name for t in request.inputs])
         raw = request.raw_input_contents
         if raw and len(raw) != len(request.inputs):
             raise InvalidRequestError(f"{len(request.inputs)} inputs but {len(raw)} raw_input_contents")
-        feeds = {}
-        for i, tensor in enumerate(request.inputs):
-            shape = registry.check_input(model, tensor.name, tensor.datatype, tensor.shape)
+        inputs = [InputTensor(t.name, t.datatype, t.shape, raw=raw[i] if raw else None,
+                              contents=t.contents if t.HasField("contents") or not raw else None)
+                  for i, t in enumerate(request.inputs)]
+        answer = self.plane.infer(InferRequest(request.model_name, request.model_version, inputs,
+                                               [o.name for o in request.outputs], request.id))
+        response = predict_v2_pb2.ModelInferResponse(model_name=answer.model_name,
+                                                     model_version=answer.model_version, id=answer.id)
+        for out in answer.outputs:  # raw answers to raw requests, as Triton does
+            tensor = response.outputs.add(name=out.name, datatype=out.datatype, shape=out.array.shape)
             if raw:
-                array = codecs.decode_raw(tensor.name, tensor.datatype, shape, raw[i])
+                response.raw_output_contents.append(codecs.to_raw(out.array))
             else:
-                array = codecs.decode_contents(tensor.name, tensor.datatype, shape, tensor.contents)
-            registry.check_finite(tensor.name, array)
-            feeds[tensor.name] = array
-        registry.check_batch(next(iter(feeds.values())).shape[0] if feeds else 0)
-        return feeds
+                codecs.encode_contents(out.array, tensor.contents)
+        return response
 
 
 def method_handlers(servicer) -> dict:

@@ -18,9 +18,13 @@ from rps_infer.errors import (
     AuthenticationError,
     InputMismatchError,
     InvalidRequestError,
+    MethodNotAllowedError,
     ModelNotFoundError,
     ModelNotReadyError,
     ProviderUnavailableError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+    RouteNotFoundError,
 )
 
 log = logging.getLogger("rps_infer.serving")
@@ -33,14 +37,21 @@ STATUS_BY_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ModelNotReadyError, grpc.StatusCode.UNAVAILABLE),
     (ProviderUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (AuthenticationError, grpc.StatusCode.UNAUTHENTICATED),
+    (RequestTooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (RequestTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (RouteNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (MethodNotAllowedError, grpc.StatusCode.UNIMPLEMENTED),
 )
 
 
 # The v2 REST API's status for each code (the KServe v2 HTTP/REST spec: 400 bad request,
-# 404 unknown model, 503 not ready; 401 for a missing token; 500 a server fault).
+# 404 unknown model or path, 503 not ready; 401 for a missing token; 413 a body above
+# --max-message-mb, 408 a client too slow to send it, 405 a method the path does not take;
+# 500 a server fault).
 HTTP_STATUS = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.NOT_FOUND: 404,
                grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.UNAUTHENTICATED: 401,
-               grpc.StatusCode.INTERNAL: 500}
+               grpc.StatusCode.RESOURCE_EXHAUSTED: 413, grpc.StatusCode.DEADLINE_EXCEEDED: 408,
+               grpc.StatusCode.UNIMPLEMENTED: 405, grpc.StatusCode.INTERNAL: 500}
 
 
 def http_status_for(exc: BaseException) -> tuple[int, str]:
