@@ -1,14 +1,20 @@
-"""Hypothesis-driven malformed requests against a real server, on both APIs.
+"""Hypothesis-driven malformed requests against a real server, on both APIs and over HTTP.
 
 Every bad call must get a non-OK status from a small allowed set (never UNKNOWN, never
 INTERNAL: none of these requests is a server fault), within its deadline, and the
-server must answer a valid request correctly afterwards. At least 2,000 cases per run;
-``max_examples`` is explicit because the CI profile would run 100.
+server must answer a valid request correctly afterwards; over HTTP, no hostile request
+(nesting, huge numbers, wrong types, truncated bodies, slow senders) gets a 5xx. At least
+2,000 cases per run; ``max_examples`` is explicit because the CI profile would run 100.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import json
 import math
+import socket
+import time
 from collections import Counter
 
 import grpc
@@ -34,7 +40,7 @@ DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "IN
              "FP64", "BYTES", "BF16")
 MODELS = ("policy", "value", "digits", "broken")
 FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-CASES = {"v2": 900, "neural": 500, "bytes": 700}  # 2,100 cases per run
+CASES = {"v2": 900, "neural": 500, "bytes": 700, "http": 500}  # 2,600 cases per run
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +51,8 @@ def server(built_zoo, tmp_path_factory):
     wide_graph(repository / "wide.onnx")  # 64 bytes in, 1.6 MB out
     with ServerProcess("--policy", str(built_zoo["policy"].onnx_path), "--value", str(built_zoo["value"].onnx_path),
                        "--model-repository", str(repository), "--max-batch-size", "64",
-                       "--max-message-mb", "1") as proc:
+                       "--max-message-mb", "1", "--http-port", "0", "--http-header-timeout", "1",
+                       "--http-body-timeout", "1") as proc:
         yield proc
 
 
@@ -181,4 +188,85 @@ def test_oversized_messages_are_resource_exhausted_both_ways(server, channel, bu
         with pytest.raises(grpc.RpcError) as refused:
             c.infer("wide", {"input": np.ones((2, 4), np.float32)})
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    _still_correct(server, built_zoo)
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False), st.text(max_size=6)),
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=30)
+HTTP_MODELS = ("policy", "value", "digits", "wide", "nope")  # not "broken": its 503 is its true state
+
+
+@st.composite
+def hostile_http(draw) -> tuple[bytes, list[bytes], bool]:
+    """(the request's bytes, how it is cut into pieces sent apart, whether it is cut short)."""
+    model = draw(st.sampled_from(HTTP_MODELS))
+    infer = f"/v2/models/{model}/infer"
+    path = draw(st.sampled_from([infer, infer, infer, infer, f"/v2/models/{model}/versions/1/infer",
+                                 f"/v2/models/{model}", "/v2", "/v2/health/live", "/nope", "/v2/models//infer"]))
+    method = draw(st.sampled_from(["POST"] * 8 + ["GET", "PUT"]))
+    kind = draw(st.sampled_from(["v2", "v2", "any json", "deep", "bytes"]))
+    if kind == "v2":
+        tensor = {"name": draw(st.sampled_from(["input", "x"])), "datatype": draw(st.sampled_from(DATATYPES)),
+                  "shape": draw(st.one_of(st.lists(dims, max_size=3), json_values)), "data": draw(json_values)}
+        if draw(st.booleans()):
+            tensor["parameters"] = {"binary_data_size": draw(st.one_of(st.integers(-5, 400), json_values))}
+        body = json.dumps({"inputs": draw(st.sampled_from([[tensor], [tensor, tensor], tensor])),
+                           "outputs": draw(st.one_of(st.just([]), json_values)), "id": draw(json_values),
+                           "parameters": draw(st.one_of(st.just({"binary_data_output": True}), json_values))}).encode()
+        body += draw(st.binary(max_size=40))  # binary data, or trailing bytes
+    elif kind == "any json":
+        body = json.dumps(draw(json_values)).encode()
+    elif kind == "deep":
+        depth = draw(st.sampled_from([40, 1000, 100_000]))
+        body = b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 81], "data": ' + b"[" * depth + \
+            (b"]" * depth if draw(st.booleans()) else b"") + b"}]}"
+    else:
+        body = draw(st.binary(max_size=300))
+    headers = [f"{method} {path} HTTP/1.1", "Host: fuzz", f"Content-Length: {len(body)}"]
+    if draw(st.booleans()):
+        headers.append(f"Inference-Header-Content-Length: {draw(st.one_of(st.integers(-3, 500), st.text(max_size=4)))}")
+    request = "\r\n".join(headers).encode("utf-8", "replace") + b"\r\n\r\n" + body
+    cuts = sorted(draw(st.lists(st.integers(1, max(len(request) - 1, 1)), max_size=2, unique=True)))
+    pieces = [request[a:b] for a, b in zip([0, *cuts], [*cuts, len(request)], strict=True)]
+    truncated = draw(st.integers(0, 9)) == 0  # one in ten: the client leaves before the end
+    return request, pieces[:-1] if truncated and len(pieces) > 1 else pieces, truncated
+
+
+def _send_http(target: str, pieces: list[bytes]) -> int | None:
+    """The status the server answered, or None when it answered nothing (the client left)."""
+    host, port = target.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        with contextlib.suppress(OSError):  # the server may answer and close before the end (a bad header)
+            for i, piece in enumerate(pieces):
+                if i:
+                    time.sleep(0.01)  # a slow sender
+                sock.sendall(piece)
+            sock.shutdown(socket.SHUT_WR)
+        response = http.client.HTTPResponse(sock)
+        try:
+            response.begin()
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            return None
+        return response.status
+
+
+def test_hostile_http_requests_never_get_a_5xx(server, built_zoo):
+    statuses = []
+
+    @settings(FUZZ, max_examples=CASES["http"])
+    @given(case=hostile_http())
+    def run(case):
+        request, pieces, truncated = case
+        status = _send_http(server.http_target, pieces)
+        assert status is not None or truncated, f"no answer to {request[:300]!r}"
+        assert status is None or status < 500, f"{status} for {request[:300]!r}"
+        statuses.append(status)
+
+    run()
+    assert len(statuses) >= CASES["http"]
+    seen = set(statuses)
+    assert {200, 400, 404, 405} <= seen, Counter(statuses)  # the fuzzer reached answers, checks and routes
+    print(f"\nfuzz HTTP: {len(statuses)} cases: " + ", ".join(f"{k} {n}" for k, n in Counter(statuses).most_common()))
     _still_correct(server, built_zoo)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -221,3 +224,25 @@ def test_probes_answer_while_large_bodies_parse_and_memory_stays_bounded(built_z
     assert results == [200, 200, 200]
     assert len(probes) >= 5 and max(probes) < 1.0, f"readiness took up to {max(probes):.2f} s during the parse"
     assert peak < 1024, f"peak RSS {peak:.0f} MB for three 64 MB bodies"
+
+
+def test_model_name_names_a_repository_s_one_model_as_kserve_passes_it(built_zoo, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder, names in ((one, ["model"]), (two, ["model", "other"])):
+        folder.mkdir()
+        for name in names:
+            (folder / f"{name}.onnx").write_bytes(built_zoo["digits-logreg"].onnx_path.read_bytes())
+    with ServerProcess("--model-repository", str(one), "--model-name", "my-isvc", "--http-port", "0") as proc:
+        assert _post(proc.http_target, "/v2/models/my-isvc/ready", None, "GET")[0] == 200
+        assert _post(proc.http_target, "/v2/models/model/ready", None, "GET")[0] == 404
+    with ServerProcess("--model-repository", str(two), "--model-name", "my-isvc", "--http-port", "0") as proc:
+        assert _post(proc.http_target, "/v2/models/other/ready", None, "GET")[0] == 200
+        assert "--model-name my-isvc not applied: the repository holds 2 models (model, other)" in proc.log()
+
+
+def test_serve_without_models_where_there_is_no_zoo_says_what_to_pass(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "rps_infer.cli", "serve", "--port", "0"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "RPS_INFER_ZOO": str(tmp_path / "no-zoo.toml")})
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("rps-infer serve: error: no models to serve: pass --model-repository DIR"), done.stderr

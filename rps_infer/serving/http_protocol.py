@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from rps_infer.errors import RequestTimeoutError
+from rps_infer.errors import InvalidRequestError, RequestTimeoutError
 from rps_infer.serving.metrics import NullMetrics
 from rps_infer.serving.rest import error
 
@@ -114,6 +114,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.metrics.request("http", route, model, status, time.perf_counter() - self.first_byte)
         super().on_response_complete()
 
+    def send_400_response(self, msg: str) -> None:
+        """What the HTTP parser refused, as v2 JSON (uvicorn's is text), then close."""
+        self._write_and_close(error(InvalidRequestError(f"{msg} (not parseable HTTP/1.1)")), "Bad Request")
+
+    def _write_and_close(self, reply, reason: str) -> None:
+        lines = [f"HTTP/1.1 {reply.status} {reason}", *(f"{k}: {v}" for k, v in reply.headers.items()),
+                 f"content-length: {len(reply.body)}", "connection: close", "", ""]
+        self.transport.write("\r\n".join(lines).encode() + reply.body)
+        self.transport.close()
+
     def _arm(self, seconds: float, phase: str) -> None:
         self._disarm()
         self.deadline = self.loop.call_later(seconds, self._timed_out, phase, seconds)
@@ -132,11 +142,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             log.debug("HTTP client %s too slow: no complete request %s within %g s", self.client, phase, seconds)
             reply = error(RequestTimeoutError(
                 f"the request's {phase} did not arrive within {seconds:g} s; the connection is closed"))
-            lines = [f"HTTP/1.1 {reply.status} Request Timeout", *(f"{k}: {v}" for k, v in reply.headers.items()),
-                     f"content-length: {len(reply.body)}", "connection: close", "", ""]
-            self.transport.write("\r\n".join(lines).encode() + reply.body)
             if self.metrics.enabled:
                 self.metrics.request("http", "-", "-", str(reply.status), time.perf_counter() - self.first_byte)
+            self._write_and_close(reply, "Request Timeout")
         self.transport.close()
 
 
