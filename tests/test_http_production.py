@@ -16,10 +16,11 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import msgspec
 import numpy as np
 import pytest
 
-from rps_infer.serving import http_protocol, rest
+from rps_infer.serving import http_protocol, v2json
 from rps_infer.serving.config import ServerConfig
 from rps_infer.serving.dataplane import DataPlane
 from rps_infer.serving.http import HttpServer, bind, build_app
@@ -81,7 +82,7 @@ class _TwoWritesAndNagle(http_protocol.BoundedHttpProtocol):
 
 
 def _unbounded_parse(header):
-    return __import__("msgspec").convert(json.loads(bytes(header)), rest.RestRequest)
+    return msgspec.convert(json.loads(bytes(header)), v2json.RestRequest)
 
 
 @pytest.mark.parametrize(("defect", "check"), [
@@ -97,7 +98,7 @@ def test_each_check_fails_on_its_planted_defect(built_zoo, monkeypatch, defect, 
     elif defect == "no body limit":
         limits = HttpLimits(max_body_bytes=1 << 40, header_timeout_s=1, body_timeout_s=10)
     elif defect == "no depth limit":  # Python's json, unguarded, as before the schema
-        monkeypatch.setattr(rest, "parse", _unbounded_parse)
+        monkeypatch.setattr(v2json, "parse", _unbounded_parse)
     else:
         limits = HttpLimits(max_body_bytes=LIMIT_MB << 20, header_timeout_s=1e6, body_timeout_s=1)
     with in_process(built_zoo, limits) as target, pytest.raises(AssertionError):
@@ -246,3 +247,17 @@ def test_serve_without_models_where_there_is_no_zoo_says_what_to_pass(tmp_path):
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("rps-infer serve: error: no models to serve: pass --model-repository DIR"), done.stderr
+
+
+def test_the_large_body_parser_process_ends_with_a_killed_server(built_zoo):
+    with ServerProcess("--policy", str(built_zoo["policy"].onnx_path), "--value", str(built_zoo["value"].onnx_path),
+                       "--http-port", "0", "--max-batch-size", "100000") as proc:
+        assert _post(proc.http_target, checks.INFER, _large_body(2))[0] == 200  # starts the parser process
+        children = subprocess.run(["pgrep", "-P", str(proc.proc.pid)], capture_output=True, text=True).stdout.split()
+        assert children, "no parser process was started for a 2 MB body"
+        proc.proc.kill()
+        proc.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "processes left behind"

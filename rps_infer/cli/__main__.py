@@ -3,4 +3,5 @@
 from rps_infer import signals
 from rps_infer.cli import main
 
-signals.exit_process(main())
+if __name__ == "__main__":  # not when a spawned helper process imports this as its parent's main
+    signals.exit_process(main())

@@ -57,10 +57,6 @@ def add_parser(sub) -> None:
     p.add_argument("--batching", action=argparse.BooleanOptionalAction, default=d.batching,
                    help="adaptive batching of concurrent requests for every model whose batch dim is dynamic "
                    "(default off: it paid little or lost for the MLPs; a repository sidecar turns it on per model)")
-    p.add_argument("--max-message-mb", type=common.count, default=d.max_message_mb,
-                   help=f"size limit of gRPC messages both ways and of HTTP request bodies (413 from their "
-                   f"Content-Length, or as a chunked body passes it); default {d.max_message_mb}")
-    p.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf inputs")
     p.add_argument("--allow-any-head", action="store_true", help="serve a --policy that does not output "
                    "probabilities or a --value outside [0, 1] (refused by default, with the likely cause)")
     p.add_argument("--metrics-port", type=common.fixed_port, help="export Prometheus metrics on this port, "
@@ -68,8 +64,18 @@ def add_parser(sub) -> None:
     p.add_argument("--grace", type=common.non_negative_seconds, default=d.grace_s,
                    help=f"seconds in-flight calls get on SIGTERM (default {d.grace_s:g})")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _add_limits(p)
     _add_http(p)
     _add_security(p)
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    d = ServerConfig
+    g = p.add_argument_group("request limits (gRPC and HTTP)")
+    g.add_argument("--max-message-mb", type=common.count, default=d.max_message_mb,
+                   help=f"size limit of gRPC messages both ways and of HTTP request bodies (413 from their "
+                   f"Content-Length, or as a chunked body passes it); default {d.max_message_mb}")
+    g.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf inputs")
 
 
 def _add_http(p: argparse.ArgumentParser) -> None:

@@ -104,6 +104,7 @@ def decode_contents(name: str, datatype: str, shape: tuple[int, ...], contents) 
 
 
 MAX_JSON_RANK = 32  # JSON data nested deeper than this is refused before it is parsed
+MAX_ELEMENTS = 1 << 28  # refuse shapes claiming more elements than this before allocating
 # The JSON value each datatype's elements must be: strict, so `true` is no FP32 and 1.5 no INT32.
 JSON_ELEMENTS = {"BOOL": bool, "FP32": float, "FP64": float,
                  **{name: int for name in NUMPY_DTYPES if name.startswith(("INT", "UINT"))}}

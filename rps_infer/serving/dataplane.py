@@ -28,8 +28,8 @@ EXTENSIONS = ("binary_tensor_data",)  # the REST binary extension; gRPC has raw 
 @dataclass(slots=True)
 class InputTensor:
     """One input as it arrived: its data in exactly one of ``raw`` (little-endian row-major
-    bytes), ``contents`` (gRPC's typed ``InferTensorContents``) or ``json`` (the text of REST's
-    ``data``)."""
+    bytes), ``contents`` (gRPC's typed ``InferTensorContents``), ``json`` (the text of REST's
+    ``data``) or ``array`` (that text decoded already, by the process that parsed a large body)."""
 
     name: str
     datatype: str
@@ -37,6 +37,7 @@ class InputTensor:
     raw: bytes | None = None
     contents: Any = None
     json: bytes | None = None
+    array: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -121,7 +122,7 @@ class DataPlane:
         for tensor in inputs:
             name, datatype = tensor.name, tensor.datatype
             shape = registry.check_input(model, name, datatype, tensor.shape)
-            given = (tensor.raw is not None) + (tensor.contents is not None) + (tensor.json is not None)
+            given = sum(x is not None for x in (tensor.raw, tensor.contents, tensor.json, tensor.array))
             if given != 1:
                 raise InvalidRequestError(
                     f"input {name!r}: " + ("no data" if not given else "data given twice (raw and typed contents)")
@@ -130,8 +131,10 @@ class DataPlane:
                 array = codecs.decode_raw(name, datatype, shape, tensor.raw)
             elif tensor.contents is not None:
                 array = codecs.decode_contents(name, datatype, shape, tensor.contents)
-            else:
+            elif tensor.json is not None:
                 array = codecs.decode_json(name, datatype, shape, tensor.json)
+            else:  # decoded to the request's own datatype and shape, which were just checked
+                array = tensor.array
             registry.check_finite(name, array)
             feeds[name] = array
         registry.check_batch(next(iter(feeds.values())).shape[0] if feeds else 0)

@@ -22,10 +22,12 @@ import ctypes
 import functools
 import hmac
 import logging
+import multiprocessing
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -39,7 +41,7 @@ from rps_infer.errors import (
     RouteNotFoundError,
     RpsInferError,
 )
-from rps_infer.serving import rest
+from rps_infer.serving import rest, v2json
 from rps_infer.serving.dataplane import DataPlane
 from rps_infer.serving.http_protocol import SCOPE_LABELS, BoundedHttpProtocol, HttpLimits
 from rps_infer.serving.metrics import NullMetrics
@@ -62,7 +64,9 @@ def build_app(plane: DataPlane, token: str | None = None, limits: HttpLimits | N
         table += [routes.route(f"{prefix}/ready", "GET", functools.partial(rest.model_ready, plane), "model_ready"),
                   routes.route(prefix, "GET", functools.partial(rest.model_metadata, plane), "model_metadata"),
                   routes.route(f"{prefix}/infer", "POST", functools.partial(rest.infer, plane), "infer")]
-    return Starlette(routes=table, exception_handlers={404: no_route, 405: no_route})
+    app = Starlette(routes=table, exception_handlers={404: no_route, 405: no_route})
+    app.state.routes = routes  # HttpServer.stop closes its pools
+    return app
 
 
 class RestRoutes:
@@ -74,6 +78,33 @@ class RestRoutes:
         self.expected = f"Bearer {token}".encode() if token else None
         self.limits = limits
         self.large = ThreadPoolExecutor(1, thread_name_prefix="rps-infer-http-large")
+        self.parser: ProcessPoolExecutor | None = None  # started with the first large body
+
+    def parse_separately(self) -> ProcessPoolExecutor:
+        """The process that parses large JSON bodies (one at a time: memory stays bounded)."""
+        if self.parser is None:
+            self.parser = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                              initializer=v2json.die_with_parent)
+        return self.parser
+
+    def close(self) -> None:
+        """Stop the large-body thread and process."""
+        self.large.shutdown(wait=False, cancel_futures=True)
+        if self.parser is not None:
+            self.parser.shutdown(wait=False, cancel_futures=True)
+
+    def answer_large(self, answer, args: tuple) -> rest.Reply:
+        """``answer(*args)`` for a large body, its JSON parsed in the parser process; then hand
+        the freed memory back to the system."""
+        try:
+            return answer(*args, separately=self.parse_separately()) if answer.func is rest.infer else answer(*args)
+        except BrokenProcessPool as exc:  # the parser died (killed for memory?): a new one next time
+            self.parser = None
+            return rest.error(exc)
+        except Exception as exc:
+            return rest.error(exc)
+        finally:
+            _release_memory()
 
     def route(self, path: str, method: str, answer, name: str) -> Route:
         """``answer(name, version[, body, header_length])`` on ``method path``."""
@@ -92,7 +123,7 @@ class RestRoutes:
                         reply = answer(*args, body, length)
                     else:
                         reply = await asyncio.get_running_loop().run_in_executor(
-                            self.large, _answer_large, answer, (*args, body, length))
+                            self.large, self.answer_large, answer, (*args, body, length))
             except ClientDisconnect:
                 log.debug("HTTP client %s went away before its request to %s was read", request.client,
                           request.url.path)
@@ -148,16 +179,6 @@ async def read_body(request: Request, limit: int) -> bytearray:
             raise RequestTooLargeError(f"the request body passed the server's limit of {limit} bytes "
                                        "(--max-message-mb) while it streamed in")
     return body
-
-
-def _answer_large(answer, args: tuple) -> rest.Reply:
-    """``answer(*args)`` for a large body, then hand the freed memory back to the system."""
-    try:
-        return answer(*args)
-    except Exception as exc:
-        return rest.error(exc)
-    finally:
-        _release_memory()
 
 
 @functools.cache
@@ -231,3 +252,6 @@ class HttpServer:
         """Finish the requests in flight, then close (uvicorn's graceful shutdown)."""
         self.server.should_exit = True
         self.thread.join(10)
+        routes = getattr(self.server.config.app.state, "routes", None)
+        if routes is not None:
+            routes.close()

@@ -21,8 +21,6 @@ from rps_infer.serving import codecs
 from rps_infer.serving.batching import AdaptiveBatcher
 from rps_infer.serving.config import Batching
 
-MAX_ELEMENTS = 1 << 28  # refuse shapes claiming more elements than this before allocating
-
 
 @dataclass
 class ServedModel:
@@ -136,7 +134,7 @@ class ModelRegistry:
     def check_input(model: ServedModel, name: str, datatype, shape) -> tuple[int, ...]:
         """Input ``name``'s shape as a tuple, once its datatype and shape fit the model's."""
         spec = model.specs_by_name[name]
-        dims = codecs.check_shape(name, shape, MAX_ELEMENTS)
+        dims = codecs.check_shape(name, shape, codecs.MAX_ELEMENTS)
         want = model.datatypes[name]
         if datatype != want:
             raise InvalidRequestError(f"input {name!r}: expected datatype {want}, got {datatype!r}")

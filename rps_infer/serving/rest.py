@@ -17,14 +17,14 @@ the reply then carries the header length too.
 
 from __future__ import annotations
 
-import re
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
+import numpy as np
 
 from rps_infer.errors import InvalidRequestError
-from rps_infer.serving import codecs
+from rps_infer.serving import codecs, v2json
 from rps_infer.serving.dataplane import DataPlane, InferRequest, InputTensor
 from rps_infer.serving.status import http_status_for
 
@@ -33,33 +33,6 @@ JSON = "application/json"
 BINARY = "application/octet-stream"
 
 
-class RestInput(msgspec.Struct):
-    """One of a request's ``inputs``."""
-
-    name: str
-    datatype: str
-    shape: list[int]
-    data: msgspec.Raw = msgspec.Raw()  # its text, empty when absent
-    parameters: dict[str, Any] = {}
-
-
-class RestOutput(msgspec.Struct):
-    """One of a request's ``outputs``."""
-
-    name: str
-    parameters: dict[str, Any] = {}
-
-
-class RestRequest(msgspec.Struct):
-    """A v2 REST inference request's JSON header."""
-
-    inputs: list[RestInput]
-    outputs: list[RestOutput] = []
-    id: str | None = None
-    parameters: dict[str, Any] = {}
-
-
-_DECODER = msgspec.json.Decoder(RestRequest)
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -110,11 +83,17 @@ def model_metadata(plane: DataPlane, name: str, version: str | None) -> Reply:
     return _json(200, plane.model_metadata(name, version))
 
 
-def infer(plane: DataPlane, name: str, version: str | None, body: bytes, header_length: str | None) -> Reply:
-    """``POST /v2/models/{name}[/versions/{v}]/infer``."""
-    request, binary = _split(body, header_length)
+def infer(plane: DataPlane, name: str, version: str | None, body: bytes, header_length: str | None,
+          separately: Executor | None = None) -> Reply:
+    """``POST /v2/models/{name}[/versions/{v}]/infer``; ``separately``: a process pool that
+    parses the JSON and decodes its data (large bodies), so this process's GIL stays free."""
+    header, binary = _split(body, header_length)
+    if separately is None:
+        request, arrays = v2json.parse(header), None
+    else:
+        request, arrays = separately.submit(v2json.parse_and_decode, bytes(header)).result()
     inputs, offset = [], 0
-    for tensor in request.inputs:
+    for i, tensor in enumerate(request.inputs):
         size = tensor.parameters.get("binary_data_size")
         raw = None
         if size is not None:
@@ -122,9 +101,9 @@ def infer(plane: DataPlane, name: str, version: str | None, body: bytes, header_
                 raise InvalidRequestError(f"input {tensor.name!r}: binary_data_size {size!r} does not fit the "
                                           f"{len(binary) - offset} binary bytes left")
             raw, offset = binary[offset:offset + size], offset + size
-        data = bytes(tensor.data) if len(tensor.data) < 8 else tensor.data  # short: maybe absent or null
         inputs.append(InputTensor(tensor.name, tensor.datatype, tensor.shape, raw=raw,
-                                  json=None if data in (b"", b"null") else data))
+                                  json=v2json.data_of(tensor) if arrays is None else None,
+                                  array=None if arrays is None else arrays[i]))
     if offset != len(binary):
         raise InvalidRequestError(f"{len(binary) - offset} binary bytes after the last binary input")
     answer = plane.infer(InferRequest(name, version, inputs, [o.name for o in request.outputs], request.id or ""))
@@ -138,7 +117,7 @@ def infer(plane: DataPlane, name: str, version: str | None, body: bytes, header_
             tensor["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
-            tensor["data"] = out.array.ravel().tolist()
+            tensor["data"] = json_data(out.array)
         tensors.append(tensor)
     header = {"model_name": answer.model_name, "model_version": answer.model_version, "outputs": tensors}
     if request.id is not None:
@@ -149,8 +128,21 @@ def infer(plane: DataPlane, name: str, version: str | None, body: bytes, header_
     return Reply(200, text + b"".join(blobs), {"content-type": BINARY, HEADER_LENGTH: str(len(text))})
 
 
-def _split(body: bytes, header_length: str | None) -> tuple[RestRequest, memoryview]:
-    """The JSON header, parsed by the schema, and the binary part of a request body."""
+PIECE = 1 << 16  # values per encoding step of a large output (each holds the GIL ~1 ms)
+
+
+def json_data(array: np.ndarray) -> list | msgspec.Raw:
+    """``array``'s values, flattened, for a reply's ``data``; a large one encoded piece by
+    piece, so the event loop's thread gets the GIL between pieces."""
+    flat = array.ravel()
+    if flat.size <= PIECE:
+        return flat.tolist()
+    pieces = (_ENCODER.encode(flat[i:i + PIECE].tolist())[1:-1] for i in range(0, flat.size, PIECE))
+    return msgspec.Raw(b"[" + b",".join(pieces) + b"]")
+
+
+def _split(body: bytes, header_length: str | None) -> tuple[memoryview, memoryview]:
+    """The JSON header and the binary part of a request body."""
     try:
         size = len(body) if header_length is None else int(header_length)
     except ValueError:
@@ -158,36 +150,16 @@ def _split(body: bytes, header_length: str | None) -> tuple[RestRequest, memoryv
     if not 0 <= size <= len(body):
         raise InvalidRequestError(f"Inference-Header-Content-Length {size} is outside the body of {len(body)} bytes")
     view = memoryview(body)
-    return parse(view[:size]), view[size:]
-
-
-def parse(header: memoryview) -> RestRequest:
-    """A request's JSON header by the schema; anything else, nesting too deep too, is a 400."""
-    try:
-        return _DECODER.decode(header)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequestError(f"the request does not fit the v2 inference request: {exc}") from None
-    except msgspec.DecodeError as exc:
-        hint = ""
-        if re.search(rb"(?<![\w\"])-?(NaN|Infinity)(?![\w\"])", header):
-            hint = (" (JSON has no NaN or Infinity: send them as binary data, to a server started with "
-                    "--allow-nonfinite)")
-        raise InvalidRequestError(f"the request is not valid JSON: {exc}{hint}") from None
-    except RecursionError:  # msgspec's nesting limit is the interpreter's recursion limit
-        raise InvalidRequestError("the request's JSON is nested too deeply") from None
+    return view[:size], view[size:]
 
 
 __all__ = [
     "Reply",
-    "RestInput",
-    "RestOutput",
-    "RestRequest",
     "error",
     "infer",
     "live",
     "model_metadata",
     "model_ready",
-    "parse",
     "ready",
     "server_metadata",
 ]
