@@ -4,7 +4,8 @@
   unknown field is an error, as with the API server's strict field validation); where
   kubectl is installed, the Deployment also goes through kubectl's own API types, offline;
 - deploy/kserve: the KServe CRDs' openAPIV3Schema kept in deploy/kserve/schema (see
-  extract.py there), made strict the same way, with jsonschema;
+  extract.py there), made strict the same way, with jsonschema; a serving runtime also needs
+  its startup, liveness and readiness probes on the HTTP port and ``--model-name={{.Name}}``;
 - deploy/Containerfile: read into stages and instructions (tests/test_deploy.py checks them).
 
 Prints each problem and exits 1 when there is one. tests/test_deploy.py uses these functions.
@@ -122,6 +123,38 @@ def kserve_problems(path: Path, schemas: dict[str, dict]) -> list[str]:
         # OpenAPI 3.0 schema objects are JSON Schema draft 4 plus keywords jsonschema ignores.
         for error in jsonschema.Draft4Validator(schema).iter_errors(doc):
             problems.append(f"{doc['kind']} {'.'.join(map(str, error.path))}: {error.message}")
+        if doc["kind"] in ("ServingRuntime", "ClusterServingRuntime"):
+            problems += runtime_problems(doc)
+    return problems
+
+
+# What each probe of a runtime's container asks, on its --http-port. Startup asks live, not
+# ready: a model refused at load keeps the server not ready for good, and a restart loop would
+# not change that (deploy/kserve/servingruntime.yaml).
+RUNTIME_PROBES = {"startupProbe": "/v2/health/live", "livenessProbe": "/v2/health/live",
+                  "readinessProbe": "/v2/health/ready"}
+MODEL_NAME_ARG = "--model-name={{.Name}}"  # KServe substitutes the InferenceService's name
+
+
+def runtime_problems(doc: dict) -> list[str]:
+    """What a KServe serving runtime's containers miss beyond their schema: the three probes on
+    the HTTP port, the InferenceService's name as --model-name, and a liveness budget longer
+    than the drain (--grace), so a draining server is not restarted."""
+    problems = []
+    for container in doc["spec"]["containers"]:
+        where = f"{doc['kind']} {container['name']}"
+        args = dict(a.split("=", 1) for a in container.get("args", []) if "=" in a)
+        port = int(args.get("--http-port", 0)) or None
+        for probe, path in RUNTIME_PROBES.items():
+            get = (container.get(probe) or {}).get("httpGet")
+            if get != {"path": path, "port": port}:
+                problems.append(f"{where}: {probe} should be httpGet {path} on --http-port {port}, not {get}")
+        if MODEL_NAME_ARG not in container.get("args", []):
+            problems.append(f"{where}: args lack {MODEL_NAME_ARG} (the InferenceService's name for a single model)")
+        live = container.get("livenessProbe") or {}
+        budget = live.get("periodSeconds", 10) * live.get("failureThreshold", 3)
+        if budget <= float(args.get("--grace", 10)):
+            problems.append(f"{where}: livenessProbe gives up after {budget} s, within the --grace drain")
     return problems
 
 

@@ -86,6 +86,17 @@ def test_containerfile_ties_the_install_layer_to_the_wheel():
         assert ["--from=wheel", "/wheel.sha256", "/opt/rps-infer/wheel.sha256"] in copies, name
 
 
+def test_containerfile_slims_the_cpu_install_and_proves_the_runtime_still_runs():
+    # What the server never loads goes in the install's own layer; the same layer then imports
+    # the server's modules (writing their byte code) and runs an ONNX Runtime session.
+    install = next(rest for w, rest in validate.stages()["cpu"] if w == "RUN" and "[serve]" in rest)
+    assert "--no-compile" in install
+    removed = re.search(r"rm -rf ([^&]+)", install).group(1).split()
+    assert set(removed) == {"numpy/tests", "numpy/*/tests", "onnx/backend/test", "onnxruntime/capi/libonnxruntime.so*"}
+    proof = install[install.index("rm -rf"):]
+    assert "import rps_infer.cli.serve" in proof and "InferenceSession" in proof and ".run(" in proof
+
+
 def test_containerfile_runs_as_non_root_with_a_healthcheck():
     for name in FINAL_STAGES:
         stage = validate.stages()[name]
@@ -217,6 +228,15 @@ def container_tool() -> str:
     return probe.stdout.strip()
 
 
+def run_command(tool: str) -> list[str]:
+    """How a container runs here: ``podman --runtime runc run --ulimit ...`` where podman's
+    defaults fail (deploy/build-image.sh works that out), else ``TOOL run``."""
+    found = subprocess.run(["sh", str(DEPLOY / "build-image.sh")], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "CONTAINER_TOOL": tool, "RUN_COMMAND": "1"})
+    assert found.returncode == 0, found.stderr
+    return shlex.split(found.stdout)
+
+
 def base_image_or_skip(tool: str) -> str:
     """The python base the build starts from, present or pullable, or skip saying why."""
     arg = next(rest for w, rest in validate.instructions(CONTAINERFILE.read_text()) if rest.startswith("PYTHON_IMAGE="))
@@ -245,13 +265,63 @@ def test_image_builds_runs_and_infers(built_zoo, tmp_path):
     grpc_port, http_port, metrics_port = free_ports(3)
     models = model_folder(built_zoo, tmp_path / "models")
     publish = [f"127.0.0.1:{p}:{c}" for p, c in ((grpc_port, 8001), (http_port, 8000), (metrics_port, 8002))]
-    run = [tool, "run", "--rm", *[x for p in publish for x in ("-p", p)], "-v", f"{models}:/models:ro", image]
+    run = [*run_command(tool), "--rm", *[x for p in publish for x in ("-p", p)], "-v", f"{models}:/models:ro", image]
     server = launch.ServerProcess(run, timeout=300)
     try:
         check_serving(grpc_port, http_port, metrics_port)
     finally:
         code = server.terminate(60)  # the tool passes SIGTERM on to the server
     assert code == 0, server.log()[-2000:]
+
+
+# A podman that fails as podman 4.3.1 did on this project's sandbox hosts: crun refuses their
+# hybrid cgroups, and a root container's default rlimits exceed the hard ones (no
+# CAP_SYS_RESOURCE). With FAKE_NO_RUNC=1 there is no runc either.
+FAKE_PODMAN = r"""#!/bin/sh
+case " $* " in
+    *" info "*) case " $* " in *" --runtime runc "*) [ -z "${FAKE_NO_RUNC:-}" ]; exit ;; esac; exit 0 ;;
+esac
+case " $* " in
+    *" --ulimit "*) ;;
+    *) echo 'Error: crun: setrlimit `RLIMIT_NOFILE`: Operation not permitted: OCI permission denied' >&2; exit 126 ;;
+esac
+case " $* " in
+    *" --runtime runc "*) echo 'Error: OCI runtime attempted to invoke a command that was not found' >&2; exit 127 ;;
+    *) echo 'Error: crun: cgroups in hybrid mode not supported, drop all controllers from cgroupv2' >&2; exit 126 ;;
+esac
+"""
+
+
+def with_fake_podman(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """``RUN_COMMAND=1 build-image.sh`` with FAKE_PODMAN first on the PATH."""
+    (tmp_path / "podman").write_text(FAKE_PODMAN)
+    (tmp_path / "podman").chmod(0o755)
+    return subprocess.run(["sh", str(DEPLOY / "build-image.sh")], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "CONTAINER_TOOL": "podman",
+                               "RUN_COMMAND": "1", **env})
+
+
+def test_build_script_works_around_podmans_defaults_on_a_sandbox_host(tmp_path):
+    import resource
+
+    found = with_fake_podman(tmp_path)
+    assert found.returncode == 0, found.stderr
+    command = re.fullmatch(r"podman --runtime runc run --ulimit nofile=(\d+):\1 --ulimit nproc=(\d+):\2\n",
+                           found.stdout)
+    assert command, found.stdout
+    # The hard limits, which root may set without CAP_SYS_RESOURCE; nproc at most kernel.pid_max.
+    assert int(command.group(1)) == resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    assert int(command.group(2)) == min(resource.getrlimit(resource.RLIMIT_NPROC)[1], pid_max)
+    said = found.stderr.splitlines()  # one line for each work-around
+    assert len(said) == 2 and "rlimits" in said[0] and "--runtime runc" in said[1], said
+
+
+def test_build_script_without_runc_prints_the_fix_in_one_line(tmp_path):
+    found = with_fake_podman(tmp_path, FAKE_NO_RUNC="1")
+    assert found.returncode == 2 and found.stdout == ""
+    fix = found.stderr.splitlines()[-1]
+    assert "hybrid cgroups" in fix and "apt-get install runc" in fix, found.stderr
 
 
 # --- Kubernetes manifests ----------------------------------------------------------------
@@ -371,6 +441,7 @@ def test_kserve_runtime_listens_where_kserve_expects():
     assert command[:2] == ["rps-infer", "serve"]
     assert {a.split("=")[0] for a in command[2:]} <= serve_options()
     assert (flag(command, "--http-port"), flag(command, "--model-repository")) == ("8080", "/mnt/models")
+    assert flag(command, "--model-name") == "{{.Name}}"  # KServe substitutes the InferenceService's name
     assert runtime["spec"]["annotations"]["prometheus.kserve.io/port"] == flag(command, "--metrics-port")
     assert set(runtime["spec"]["protocolVersions"]) == {"v2", "grpc-v2"}
     for path in (DEPLOY / "kserve").glob("inferenceservice*.yaml"):
@@ -379,3 +450,65 @@ def test_kserve_runtime_listens_where_kserve_expects():
         assert model["modelFormat"] | {"autoSelect": True} in runtime["spec"]["supportedModelFormats"]
         if model["protocolVersion"] == "grpc-v2":
             assert model["ports"] == [{"name": "h2c", "protocol": "TCP", "containerPort": int(flag(command, "--port"))}]
+
+
+RUNTIME = DEPLOY / "kserve" / "servingruntime.yaml"
+
+
+def test_kserve_runtime_probes_say_when_the_server_is_started_alive_and_ready():
+    container = validate.documents(RUNTIME)[0]["spec"]["containers"][0]
+    http_port = int(flag(container["args"], "--http-port"))
+    paths = {name: container[name]["httpGet"] for name in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert paths == {"startupProbe": {"path": "/v2/health/live", "port": http_port},
+                     "livenessProbe": {"path": "/v2/health/live", "port": http_port},
+                     "readinessProbe": {"path": "/v2/health/ready", "port": http_port}}
+    startup, live = container["startupProbe"], container["livenessProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300  # a large model's load and warm-up
+    assert live["periodSeconds"] * live["failureThreshold"] > float(flag(container["args"], "--grace"))
+    # Knative allows no lifecycle hooks; the drain is the server's own (--grace).
+    assert "lifecycle" not in container
+    assert validate.runtime_problems(validate.documents(RUNTIME)[0]) == []
+
+
+def _without(key: str):
+    return lambda container: container.pop(key)
+
+
+def _without_model_name(container: dict) -> None:
+    container["args"].remove(validate.MODEL_NAME_ARG)
+
+
+def _probing_ready_for_live(container: dict) -> None:
+    container["livenessProbe"]["httpGet"]["path"] = "/v2/health/ready"
+
+
+def _liveness_within_the_drain(container: dict) -> None:
+    container["livenessProbe"]["failureThreshold"] = 1
+
+
+@pytest.mark.parametrize(("plant", "found"), [
+    (_without("readinessProbe"), "readinessProbe should be httpGet /v2/health/ready on --http-port 8080, not None"),
+    (_without("livenessProbe"), "livenessProbe should be httpGet /v2/health/live on --http-port 8080, not None"),
+    (_without("startupProbe"), "startupProbe should be httpGet /v2/health/live on --http-port 8080, not None"),
+    (_without_model_name, "args lack --model-name={{.Name}}"),
+    (_probing_ready_for_live, "livenessProbe should be httpGet /v2/health/live"),
+    (_liveness_within_the_drain, "livenessProbe gives up after 10 s, within the --grace drain"),
+], ids=["no-readiness", "no-liveness", "no-startup", "no-model-name", "liveness-on-ready", "liveness-too-short"])
+def test_kserve_runtime_check_fails_on_a_planted_defect(plant, found, tmp_path, schemas):
+    import yaml
+
+    runtime = validate.documents(RUNTIME)[0]
+    plant(runtime["spec"]["containers"][0])
+    planted_file = tmp_path / RUNTIME.name
+    planted_file.write_text(yaml.safe_dump(runtime))
+    problems = validate.kserve_problems(planted_file, schemas)  # what deploy/validate.py reports
+    assert any(found in p for p in problems), problems
+
+
+def test_deployment_probes_agree_with_the_kserve_runtimes():
+    # The same server, the same reasons (servingruntime.yaml says them): the same numbers.
+    runtime = validate.documents(RUNTIME)[0]["spec"]["containers"][0]
+    deployment = by_kind()["Deployment/rps-infer"]["spec"]["template"]["spec"]["containers"][0]
+    keys = ("periodSeconds", "timeoutSeconds", "failureThreshold")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert {k: deployment[probe].get(k) for k in keys} == {k: runtime[probe].get(k) for k in keys}, probe
