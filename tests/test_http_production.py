@@ -20,6 +20,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from rps_infer.errors import InvalidRequestError
 from rps_infer.serving import http_protocol, v2json
 from rps_infer.serving.config import ServerConfig
 from rps_infer.serving.dataplane import DataPlane
@@ -261,3 +262,17 @@ def test_the_large_body_parser_process_ends_with_a_killed_server(built_zoo):
     while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "processes left behind"
+
+
+def test_long_flat_json_data_decoded_in_pieces_equals_one_decode_and_names_a_bad_element():
+    from rps_infer.serving import codecs
+
+    values = np.random.default_rng(0).random(300_000).astype(np.float32)
+    text = json.dumps(values.tolist()).encode()
+    assert len(text) > 2 * codecs.JSON_PIECE_BYTES  # three pieces or more
+    np.testing.assert_array_equal(codecs.decode_json("x", "FP32", (300_000,), text), values)
+    bad = text[:-1] + b", true]"
+    with pytest.raises(InvalidRequestError, match=r"got `bool` - at `\$\[300000\]`"):
+        codecs.decode_json("x", "FP32", (300_001,), bad)
+    with pytest.raises(InvalidRequestError, match="out of bounds for int8"):
+        codecs.decode_json("x", "INT8", (600_000,), b"[" + b",".join([b"1"] * 599_999 + [b"300"]) + b"]")

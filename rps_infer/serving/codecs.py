@@ -9,6 +9,7 @@ element by element for raw tensors.
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Sequence
 
@@ -104,6 +105,7 @@ def decode_contents(name: str, datatype: str, shape: tuple[int, ...], contents) 
 
 
 MAX_JSON_RANK = 32  # JSON data nested deeper than this is refused before it is parsed
+JSON_PIECE_BYTES = 1 << 20  # flat JSON data longer than this is decoded a piece at a time
 MAX_ELEMENTS = 1 << 28  # refuse shapes claiming more elements than this before allocating
 # The JSON value each datatype's elements must be: strict, so `true` is no FP32 and 1.5 no INT32.
 JSON_ELEMENTS = {"BOOL": bool, "FP32": float, "FP64": float,
@@ -121,9 +123,11 @@ def decode_json(name: str, datatype: str, shape: tuple[int, ...], data: bytes) -
     if rank > MAX_JSON_RANK:
         raise InvalidRequestError(f"input {name!r}: 'data' is nested deeper than {MAX_JSON_RANK} levels")
     try:
-        values = msgspec.json.decode(data, type=_nested_list(element, max(rank, 1)))
-        array = np.asarray(values, dtype=dtype)
-    except msgspec.ValidationError as exc:
+        if rank == 1 and len(data) > JSON_PIECE_BYTES:
+            array = _decode_flat_in_pieces(bytes(data), element, dtype)
+        else:
+            array = np.asarray(msgspec.json.decode(data, type=_nested_list(element, max(rank, 1))), dtype=dtype)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidRequestError(f"input {name!r}: 'data' must hold {datatype} values ({element.__name__}): "
                                   f"{exc}") from None
     except (OverflowError, ValueError) as exc:  # out of the datatype's range, or ragged
@@ -134,6 +138,25 @@ def decode_json(name: str, datatype: str, shape: tuple[int, ...], data: bytes) -
     if array.size != count:
         raise InvalidRequestError(f"input {name!r}: {datatype}{list(shape)} needs {count} values, got {array.size}")
     return array.reshape(shape)
+
+
+def _decode_flat_in_pieces(text: bytes, element: type, dtype: np.dtype) -> np.ndarray:
+    """A long flat JSON array decoded a piece at a time: the Python values of one piece at
+    most exist at once (a 64 MB body's whole list would be ~170 MB of them)."""
+    start, end = text.index(b"[") + 1, text.rindex(b"]")
+    pieces, done, pos = [], 0, start
+    while pos < end:
+        cut = text.find(b",", min(pos + JSON_PIECE_BYTES, end))
+        cut = end if cut < 0 or cut > end else cut
+        try:
+            values = msgspec.json.decode(b"[" + text[pos:cut] + b"]", type=list[element])
+        except msgspec.ValidationError as exc:  # name the element's index in the whole array
+            message = re.sub(r"\$\[(\d+)\]", lambda m, done=done: f"$[{int(m.group(1)) + done}]", str(exc), count=1)
+            raise msgspec.ValidationError(message) from None
+        pieces.append(np.asarray(values, dtype=dtype))
+        done += len(values)
+        pos = cut + 1
+    return np.concatenate(pieces) if pieces else np.empty(0, dtype)
 
 
 def _json_rank(data: bytes) -> int:
