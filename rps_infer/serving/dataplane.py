@@ -124,9 +124,9 @@ class DataPlane:
             shape = registry.check_input(model, name, datatype, tensor.shape)
             given = sum(x is not None for x in (tensor.raw, tensor.contents, tensor.json, tensor.array))
             if given != 1:
-                raise InvalidRequestError(
-                    f"input {name!r}: " + ("no data" if not given else "data given twice (raw and typed contents)")
-                    + "; the v2 protocol takes exactly one of raw contents, typed contents or JSON data")
+                what = "no data" if not given else "data given twice (raw bytes and typed or JSON data)"
+                raise InvalidRequestError(f"input {name!r}: {what}; the v2 protocol takes exactly one of raw "
+                                          "contents, typed contents or JSON data")
             if tensor.raw is not None:
                 array = codecs.decode_raw(name, datatype, shape, tensor.raw)
             elif tensor.contents is not None:

@@ -55,7 +55,7 @@ OFFLOAD_BYTES = 1 << 20  # bodies above this are answered off the event loop
 
 def build_app(plane: DataPlane, token: str | None = None, limits: HttpLimits | None = None) -> Starlette:
     """The Starlette application serving the v2 REST API over ``plane``."""
-    routes = RestRoutes(plane, token, limits or HttpLimits())
+    routes = RestRoutes(token, limits or HttpLimits())
     models, versioned = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"
     table = [routes.route("/v2/health/live", "GET", lambda *_: rest.live(plane), "live"),
              routes.route("/v2/health/ready", "GET", lambda *_: rest.ready(plane), "ready"),
@@ -73,8 +73,7 @@ class RestRoutes:
     """Starlette routes in front of :mod:`rps_infer.serving.rest`'s answers: the token check,
     the bounded body, large bodies off the loop, the reply and its metrics labels."""
 
-    def __init__(self, plane: DataPlane, token: str | None, limits: HttpLimits) -> None:
-        self.plane = plane
+    def __init__(self, token: str | None, limits: HttpLimits) -> None:
         self.expected = f"Bearer {token}".encode() if token else None
         self.limits = limits
         self.large = ThreadPoolExecutor(1, thread_name_prefix="rps-infer-http-large")
@@ -93,11 +92,11 @@ class RestRoutes:
         if self.parser is not None:
             self.parser.shutdown(wait=False, cancel_futures=True)
 
-    def answer_large(self, answer, args: tuple) -> rest.Reply:
-        """``answer(*args)`` for a large body, its JSON parsed in the parser process; then hand
-        the freed memory back to the system."""
+    def answer_large(self, infer, args: tuple) -> rest.Reply:
+        """``infer(*args)`` (:func:`rest.infer`: the one POST route) for a large body, its JSON
+        parsed in the parser process; then hand the freed memory back to the system."""
         try:
-            return answer(*args, separately=self.parse_separately()) if answer.func is rest.infer else answer(*args)
+            return infer(*args, separately=self.parse_separately())
         except BrokenProcessPool as exc:  # the parser died (killed for memory?): a new one next time
             self.parser = None
             return rest.error(exc)

@@ -138,14 +138,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         started = self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete
-        if self.parser is not None and not started and (phase == "body" or self.first_byte):
-            log.debug("HTTP client %s too slow: no complete request %s within %g s", self.client, phase, seconds)
+        if self.parser is None or started or (phase == "headers" and not self.first_byte):
+            self.transport.close()  # no request byte yet, a response under way, or gone
+        else:
+            log.debug("HTTP client %s too slow: the request's %s did not arrive within %g s", self.client, phase,
+                      seconds)
             reply = error(RequestTimeoutError(
                 f"the request's {phase} did not arrive within {seconds:g} s; the connection is closed"))
             if self.metrics.enabled:
                 self.metrics.request("http", "-", "-", str(reply.status), time.perf_counter() - self.first_byte)
             self._write_and_close(reply, "Request Timeout")
-        self.transport.close()
 
 
 __all__ = ["SCOPE_LABELS", "BoundedHttpProtocol", "HttpLimits"]

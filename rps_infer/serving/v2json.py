@@ -8,7 +8,11 @@ Imports nothing of the server, so that process starts light.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import re
+import signal
 from typing import Any
 
 import msgspec
@@ -84,11 +88,6 @@ def parse_and_decode(header: bytes) -> tuple[RestRequest, list[np.ndarray | None
 
 def die_with_parent() -> None:
     """In the parser process: end with the server, even a killed one (Linux PR_SET_PDEATHSIG)."""
-    import contextlib
-    import ctypes
-    import os
-    import signal
-
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the server died before the line above ran
